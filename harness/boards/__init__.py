@@ -1,0 +1,1 @@
+"""Boards: one interface (boot, run a command, console lines, power off); QEMU implements it."""

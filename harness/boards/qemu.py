@@ -1,0 +1,177 @@
+"""The QEMU board: qemu-system-arm `virt`, kernel console on the PL011 (QEMU's stdio through pexpect,
+teed to console.log as it arrives), command channel on a virtio console behind a unix socket (no TCP)."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pexpect
+import pexpect.fdpexpect
+
+from ..console import ConsoleTee
+from ..deadline import Deadline
+from ..errors import InfraError
+from ..image import GuestImages
+from ..machine import QemuMachine
+from ..shell import CommandResult, Shell
+from ..toolchain import require
+from .base import Board, BoardState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QemuBoardConfig:
+    machine: QemuMachine
+    zimage: Path
+    images: GuestImages
+    folder: Path                      # run folder: console.log and qemu-cmdline.txt go here
+    cmdline_extra: tuple[str, ...] = field(default_factory=tuple)
+
+
+def kernel_cmdline(machine: QemuMachine, extra: Sequence[str] = ()) -> str:
+    # panic=-1 with -no-reboot: a panic ends QEMU at once, so a crash can never look like a hang.
+    # cma=16M: the default area stays small; the test device has its own area from the DTB.
+    return " ".join([f"console={machine.console}", "rdinit=/init", "panic=-1", "cma=16M", "loglevel=7", *extra])
+
+
+def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path) -> list[str]:
+    return [
+        qemu, *cfg.machine.hardware_args(),
+        "-accel", "tcg,thread=multi",
+        "-nodefaults", "-display", "none", "-no-reboot",
+        "-serial", "stdio",
+        "-kernel", str(cfg.zimage), "-initrd", str(cfg.images.initramfs), "-dtb", str(cfg.images.dtb),
+        "-append", kernel_cmdline(cfg.machine, cfg.cmdline_extra),
+        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0",
+        "-device", "virtio-blk-device,drive=disk0",
+        "-device", "virtio-serial-device",
+        "-chardev", f"socket,id=cmd,path={socket_path},server=on,wait=off",
+        "-device", "virtconsole,chardev=cmd",
+    ]
+
+
+class QemuBoard(Board):
+    def __init__(self, cfg: QemuBoardConfig):
+        self.cfg = cfg
+        self.state = BoardState.OFF
+        self._qemu: pexpect.spawn | None = None
+        self._console: ConsoleTee | None = None
+        self._log = None
+        self._sock: socket.socket | None = None
+        self._shell: Shell | None = None
+        # Unix socket paths are limited to 107 bytes and run folders can be deep: a private temp dir.
+        self._sockdir = tempfile.TemporaryDirectory(prefix="cma-harness-")
+        self._socket_path = Path(self._sockdir.name) / "cmd.sock"
+
+    # -- bring-up ---------------------------------------------------------------------------------
+
+    def power_on(self, deadline: Deadline) -> None:
+        qemu = require("qemu")["qemu"]
+        argv = qemu_argv(self.cfg, qemu, self._socket_path)
+        self.cfg.folder.mkdir(parents=True, exist_ok=True)
+        (self.cfg.folder / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
+        self._log = open(self.cfg.folder / "console.log", "ab", buffering=0)
+        self.state = BoardState.BOOTING
+        try:
+            # QEMU gets a pty in a session of its own: a Ctrl-C meant for the harness never reaches it,
+            # and if the harness dies the pty closes and QEMU gets SIGHUP.
+            self._qemu = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False)
+        except pexpect.ExceptionPexpect as e:
+            raise InfraError(f"cannot start QEMU: {e}") from e
+        self._console = ConsoleTee(self._read_qemu, self._log)
+        self._connect_command_channel(deadline)
+        self._shell = Shell(pexpect.fdpexpect.fdspawn(self._sock.fileno(), timeout=None))
+        self._wait_for_shell(deadline)
+        self.state = BoardState.SHELL
+
+    def _read_qemu(self, timeout: float) -> bytes | None:
+        try:
+            return self._qemu.read_nonblocking(65536, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return b""
+        except (pexpect.EOF, OSError, ValueError):
+            return None
+
+    def _check_alive(self, when: str) -> None:
+        if not self._qemu.isalive():
+            self._console.join(2)
+            raise InfraError(f"QEMU stopped {when}; console: {self.cfg.folder / 'console.log'}; last lines:\n"
+                             + "\n".join("  | " + l for l in self._console.tail()))
+
+    def _connect_command_channel(self, deadline: Deadline) -> None:
+        while not deadline.expired:
+            self._check_alive("during start-up")
+            if self._socket_path.exists():
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    s.connect(str(self._socket_path))
+                    self._sock = s
+                    return
+                except OSError:
+                    s.close()
+            time.sleep(0.05)
+        raise InfraError("QEMU did not open its command-channel socket in time")
+
+    def _wait_for_shell(self, deadline: Deadline) -> None:
+        while not deadline.expired:
+            self._check_alive("during boot")
+            try:
+                if self._shell.run_script("true", deadline.child(2)).status == 0:
+                    return
+            except InfraError:
+                continue
+        raise InfraError(f"the guest shell did not come up within {deadline.seconds:.0f} s; "
+                         f"console: {self.cfg.folder / 'console.log'}")
+
+    # -- console and commands ---------------------------------------------------------------------
+
+    def console_lines(self, tick: float = 1.0) -> Iterator[str | None]:
+        if self._console is None:
+            return iter(())
+        return self._console.lines(tick)
+
+    def console_tail(self, n: int = 15) -> list[str]:
+        return self._console.tail(n) if self._console else []
+
+    def run(self, argv: Sequence[str], deadline: Deadline) -> CommandResult:
+        return self._require_shell().run(argv, deadline)
+
+    def run_script(self, script: str, deadline: Deadline) -> CommandResult:
+        return self._require_shell().run_script(script, deadline)
+
+    def _require_shell(self) -> Shell:
+        if self.state is not BoardState.SHELL or self._shell is None:
+            raise InfraError(f"the board is {self.state.value}, not at a shell")
+        return self._shell
+
+    @property
+    def running(self) -> bool:
+        return self._qemu is not None and self._qemu.isalive()
+
+    # -- power off ------------------------------------------------------------------------------
+
+    def power_off(self) -> None:
+        try:
+            if self._qemu is not None:
+                if self._qemu.isalive():
+                    self._qemu.terminate(force=True)
+                if self._console is not None:
+                    self._console.join(5)
+                self._qemu.close(force=True)
+        finally:
+            if self._sock is not None:
+                self._sock.close()
+                self._sock = None
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            self._sockdir.cleanup()
+            self.state = BoardState.OFF

@@ -1,0 +1,118 @@
+"""Command line: argument parsing only; every subcommand calls the library. Exit codes:
+0 verdict as expected, 1 regression/failure found, 2 usage or input error, 3 infrastructure error."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+from pathlib import Path
+
+from . import config, kernel, parse, toolchain
+from .errors import HarnessError
+
+EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
+
+
+def _progress(msg: str) -> None:
+    stamp = datetime.datetime.now().strftime("%H:%M:%S")
+    print(f"{stamp} {msg}", file=sys.stderr, flush=True)
+
+
+def _run_folder(base: Path | None, name: str) -> Path:
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return (base or Path("runs")) / f"{stamp}-{name}"
+
+
+def cmd_doctor(args) -> int:
+    ok, lines = toolchain.doctor()
+    print("\n".join(lines))
+    return EXIT_OK if ok else EXIT_INFRA
+
+
+def cmd_build(args) -> int:
+    scn = config.load(args.scenario)
+    spec = scn.variant(args.variant) if args.variant else scn.kernel
+    kb = kernel.build(spec, progress=_progress)
+    print(json.dumps({"key": kb.key, "zimage": str(kb.zimage), "tree": str(kb.tree), "release": kb.release}))
+    return EXIT_OK
+
+
+def cmd_run(args) -> int:
+    from .run import RunState, run_variant
+
+    scn = config.load(args.scenario)
+    if args.loops is not None:
+        scn = config.with_overrides(scn, "module", loops=args.loops)
+    spec = scn.variant(args.variant) if args.variant else scn.kernel
+    name = args.variant or "kernel"
+    folder = args.out or _run_folder(None, f"{scn.name}-{name}")
+    s = run_variant(scn, name, spec, folder, progress=_progress)
+    causes = ", ".join(f"{k}={v}" for k, v in sorted(s.causes.items())) or "none"
+    print(f"run folder: {folder}")
+    print(f"state: {s.state.value}; loops: {s.loops_done}/{s.loops_requested}; failed loops: {s.failed_loops}; "
+          f"failed chunks: {s.failed_chunks} (causes: {causes})")
+    if s.error:
+        print(f"error: {s.error}")
+    return {RunState.PASS: EXIT_OK, RunState.REPRODUCED: EXIT_FOUND, RunState.CRASH: EXIT_FOUND,
+            RunState.HANG: EXIT_FOUND, RunState.INFRA: EXIT_INFRA}[s.state]
+
+
+def cmd_parse(args) -> int:
+    for path in args.files:
+        p = Path(path)
+        if not p.exists():
+            raise config.InputError(f"{p}: no such file")
+        with open(p, encoding="utf-8", errors="replace") as f:
+            for ev in parse.parse_lines(f):
+                print(json.dumps({"file": str(p), **ev.as_dict()}, sort_keys=True))
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="cma-harness", description=__doc__.splitlines()[0])
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("doctor", help="check host tools; print the command that installs what is missing")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
+    p.add_argument("--variant", help="a kernel variant named under `variants:` in the scenario")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("run", help="run the scenario's loop once on one kernel; write a run folder")
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
+    p.add_argument("--variant", help="a kernel variant named under `variants:` (default: the scenario's kernel)")
+    p.add_argument("--loops", type=int, help="override module.loops")
+    p.add_argument("--out", type=Path, help="run folder (default: runs/<time>-<scenario>-<variant>)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("parse", help="parse saved console/dmesg/trace files; print events as JSON lines")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_parse)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = build_parser()
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_INPUT if e.code else EXIT_OK
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    try:
+        return args.func(args)
+    except HarnessError as e:
+        print(f"cma-harness: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("cma-harness: interrupted; every finished loop is in the run folder's loops.jsonl", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,183 @@
+"""Scenario specs (frozen dataclasses), loaded from YAML and validated with errors that name file, key and allowed values."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import InputError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SCENARIO = PROJECT_ROOT / "images" / "scenarios" / "seed-2012.yaml"
+
+
+def _range(lo: float, hi: float) -> dict:
+    return {"range": (lo, hi)}
+
+
+def _choice(*values: str) -> dict:
+    return {"choices": values}
+
+
+@dataclass(frozen=True)
+class BoardSpec:
+    kind: str = field(default="qemu", metadata=_choice("qemu"))
+    cpus: int = field(default=2, metadata=_range(2, 8))
+    memory_mib: int = field(default=192, metadata=_range(96, 2048))
+    cpu: str = field(default="cortex-a15", metadata=_choice("cortex-a15", "cortex-a7"))
+    boot_timeout_s: int = field(default=180, metadata=_range(10, 3600))
+    # No console line and no loop record for this long means the guest hangs.
+    hang_timeout_s: int = field(default=120, metadata=_range(10, 3600))
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    # "debian" = /usr/src/linux-source-6.1.tar.xz; otherwise a directory or a .tar.* file.
+    source: str = "debian"
+    fragments: tuple[str, ...] = ("virt-arm", "cma", "trace")
+    # A series under kernel-configs/patches/, or a path to a quilt `series` file; None = unpatched.
+    patches: str | None = None
+
+
+@dataclass(frozen=True)
+class AreaSpec:
+    size_mib: int = field(default=56, metadata=_range(4, 512))
+    alignment_mib: int = field(default=4, metadata=_range(4, 64))
+
+
+@dataclass(frozen=True)
+class ModuleSpec:
+    chunks: int = field(default=56, metadata=_range(1, 64))
+    chunk_kib: int = field(default=1024, metadata=_range(4, 16384))
+    loops: int = field(default=100, metadata=_range(1, 1_000_000))
+    gap_ms: int = field(default=100, metadata=_range(0, 60_000))
+    cpu: int = field(default=0, metadata=_range(0, 7))
+    # Classify each failed chunk (transient / LRU-caused / persistent) by retrying; off = seed-faithful count.
+    attribution: bool = True
+    # Fault injection for the harness's own tests: none, oops, panic, hang, warn, at loop fault_loop.
+    fault: str = field(default="none", metadata=_choice("none", "oops", "panic", "hang", "warn"))
+    fault_loop: int = field(default=0, metadata=_range(0, 1_000_000))
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    # nojournal isolates the 2012 cause; journal is what a real device runs; none = idle area.
+    profile: str = field(default="nojournal", metadata=_choice("nojournal", "journal", "none"))
+    disk_mib: int = field(default=256, metadata=_range(32, 4096))
+    # Metadata churn: each worker creates, lists and deletes this many small files per round, pinned to a CPU.
+    churn_workers: int = field(default=2, metadata=_range(0, 8))
+    files_per_round: int = field(default=200, metadata=_range(1, 100_000))
+    # Page-cache fill: a file of this size written and read back in a loop, so movable pages enter CMA.
+    fill_mib: int = field(default=96, metadata=_range(0, 2048))
+    # Seconds the workload runs before the test loop starts, so the page cache is full at loop 0.
+    warmup_s: int = field(default=5, metadata=_range(0, 600))
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str = "seed-2012"
+    board: BoardSpec = BoardSpec()
+    kernel: KernelSpec = KernelSpec()
+    area: AreaSpec = AreaSpec()
+    module: ModuleSpec = ModuleSpec()
+    workload: WorkloadSpec = WorkloadSpec()
+    # Named kernel variants for `ab`; each overrides fields of `kernel`.
+    variants: dict[str, KernelSpec] = field(default_factory=dict)
+
+    def variant(self, name: str) -> KernelSpec:
+        if name in self.variants:
+            return self.variants[name]
+        raise InputError(
+            f"scenario {self.name!r} has no kernel variant {name!r}; known variants: "
+            f"{', '.join(sorted(self.variants)) or '(none)'}. Add it under `variants:` in the scenario YAML."
+        )
+
+
+def load(path: Path | str | None = None) -> Scenario:
+    """Load a scenario YAML (None = the embedded default) into a validated Scenario."""
+    path = Path(path) if path else DEFAULT_SCENARIO
+    if not path.exists():
+        raise InputError(f"scenario file {path} does not exist; pass an existing YAML file or omit it for the default")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {e}") from e
+    return from_dict(data, source=str(path))
+
+
+def from_dict(data: Any, source: str = "<dict>") -> Scenario:
+    if isinstance(data, dict) and isinstance(data.get("variants"), dict):
+        # A variant overrides the scenario's own kernel section, field by field.
+        base = data.get("kernel") or {}
+        data = {**data, "variants": {k: {**base, **(v or {})} for k, v in data["variants"].items()}}
+    return _build(Scenario, data, source, "")
+
+
+def with_overrides(scn: Scenario, section: str, **values: Any) -> Scenario:
+    """A copy of scn with some fields of one section replaced, validated like YAML input."""
+    merged = {**dataclasses.asdict(getattr(scn, section)), **values}
+    new = _build(type(getattr(scn, section)), merged, "<override>", section + ".")
+    return dataclasses.replace(scn, **{section: new})
+
+
+def as_dict(scn: Scenario) -> dict:
+    return dataclasses.asdict(scn)
+
+
+def _build(cls: type, data: Any, source: str, prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: `{prefix.rstrip('.') or '(top level)'}` must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise InputError(
+            f"{source}: unknown key `{prefix}{unknown[0]}`; allowed keys here: {', '.join(fields)}"
+        )
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(hints[name], value, fields[name].metadata, source, prefix + name)
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, meta: Any, source: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, source, key + ".")
+    if origin is dict:  # variants: name -> KernelSpec
+        if not isinstance(value, dict):
+            raise InputError(f"{source}: `{key}` must be a mapping of name to kernel spec")
+        _, vtype = typing.get_args(hint)
+        return {str(k): _build(vtype, v, source, f"{key}.{k}.") for k, v in value.items()}
+    if origin is tuple:
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            raise InputError(f"{source}: `{key}` must be a list, got {value!r}")
+        return tuple(str(v) for v in value)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):  # str | None
+        if value is None:
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(f"{source}: `{key}` must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"{source}: `{key}` must be an integer, got {value!r}")
+        lo, hi = meta.get("range", (None, None))
+        if lo is not None and not lo <= value <= hi:
+            raise InputError(f"{source}: `{key}` = {value} is out of range; allowed: {lo} to {hi}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(f"{source}: `{key}` must be a string, got {value!r}")
+        choices = meta.get("choices")
+        if choices and value not in choices:
+            raise InputError(f"{source}: `{key}` = {value!r} is not allowed; allowed values: {', '.join(choices)}")
+        return value
+    raise TypeError(f"unsupported field type {hint} for {key}")

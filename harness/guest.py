@@ -1,0 +1,55 @@
+"""What the harness does inside the guest, as shell snippets over the command channel, and their parsers."""
+
+from __future__ import annotations
+
+import shlex
+
+from .config import ModuleSpec, WorkloadSpec
+from .image import GUEST_MODULE_PATH, GUEST_WORKLOAD
+
+MOUNT_POINT = "/mnt/work"
+DISK_DEVICE = "/dev/vda"
+
+
+def mount_disk() -> str:
+    return f"mkdir -p {MOUNT_POINT} && mount -t ext4 {DISK_DEVICE} {MOUNT_POINT}"
+
+
+def start_workload(w: WorkloadSpec) -> str:
+    return shlex.join([GUEST_WORKLOAD, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round), str(w.fill_mib)])
+
+
+def stop_workload() -> str:
+    return shlex.join([GUEST_WORKLOAD, "stop"])
+
+
+def insmod(m: ModuleSpec, loops: int, first_loop: int) -> list[str]:
+    return ["insmod", GUEST_MODULE_PATH, f"loops={loops}", f"first_loop={first_loop}",
+            f"gap_ms={m.gap_ms}", f"cpu={m.cpu}", f"attribution={'Y' if m.attribution else 'N'}"]
+
+
+RMMOD = ["rmmod", "cma_harness"]
+
+# Counters before/after: CMA sysfs per area (pages), and the vmstat lines about CMA and migration.
+READ_COUNTERS = (
+    "for f in /sys/kernel/mm/cma/*/alloc_pages_*; do echo \"$f $(cat $f)\"; done; "
+    "grep -E '^(cma_|pgmigrate_|compact_)' /proc/vmstat"
+)
+
+
+def parse_counters(text: str) -> dict[str, int]:
+    """'path value' / 'name value' lines -> {key: value}; sysfs paths become 'cma/<area>/<counter>'."""
+    out = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
+            continue
+        key = parts[0]
+        if key.startswith("/sys/kernel/mm/cma/"):
+            key = "cma/" + key[len("/sys/kernel/mm/cma/"):]
+        out[key] = int(parts[1])
+    return out
+
+
+def counter_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {k: after[k] - before.get(k, 0) for k in sorted(after)}

@@ -1,0 +1,97 @@
+"""Guest images: the initramfs (busybox, init, workload, module), a fresh ext4 disk, the DTB with the CMA area."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import proc
+from .config import PROJECT_ROOT, AreaSpec, WorkloadSpec
+from .errors import InfraError
+from .kernel import KernelBuild
+from .machine import QemuMachine
+from .toolchain import busybox_path, require
+
+GUEST_DIR = PROJECT_ROOT / "images" / "guest"
+DT_FRAGMENT = PROJECT_ROOT / "images" / "dt" / "cma-area.dtsi.j2"
+GUEST_MODULE_PATH = "/lib/modules/cma_harness.ko"
+GUEST_WORKLOAD = "/usr/share/cma-harness/workload.sh"
+
+
+@dataclass(frozen=True)
+class GuestImages:
+    initramfs: Path
+    disk: Path
+    dtb: Path
+
+
+def initramfs_list(module_ko: Path, busybox: Path) -> str:
+    """The kernel's gen_init_cpio list format: device nodes and owners without needing root on the host."""
+    dirs = ["/dev", "/bin", "/sbin", "/proc", "/sys", "/tmp", "/mnt", "/root", "/lib", "/lib/modules",
+            "/usr", "/usr/bin", "/usr/sbin", "/usr/share", "/usr/share/cma-harness"]
+    lines = [f"dir {d} 0755 0 0" for d in dirs]
+    lines += [
+        "nod /dev/console 0600 0 0 c 5 1",
+        "nod /dev/null 0666 0 0 c 1 3",
+        f"file /bin/busybox {busybox} 0755 0 0",
+        "slink /bin/sh busybox 0777 0 0",
+        f"file /init {GUEST_DIR / 'init'} 0755 0 0",
+        f"file {GUEST_WORKLOAD} {GUEST_DIR / 'workload.sh'} 0755 0 0",
+        f"file {GUEST_MODULE_PATH} {module_ko} 0644 0 0",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def make_initramfs(kernel: KernelBuild, module_ko: Path, out: Path) -> Path:
+    busybox = busybox_path()
+    if not busybox.exists():
+        raise InfraError(f"armhf busybox not found at {busybox}; run `cma-harness doctor` for the install command")
+    listing = out.with_suffix(".list")
+    listing.write_text(initramfs_list(module_ko, busybox))
+    with open(out, "wb") as f:
+        data = proc.capture_bytes([kernel.gen_init_cpio, listing])
+        f.write(data)
+    return out
+
+
+def make_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None) -> Path:
+    """A fresh ext4 image per run: journal-less (isolates the bh-LRU cause) or journaled (a real device)."""
+    require("mkfs.ext4")
+    with open(out, "wb") as f:
+        f.truncate(workload.disk_mib * 1024 * 1024)
+    features = "^has_journal" if workload.profile in ("nojournal", "none") else "has_journal"
+    proc.run(["mkfs.ext4", "-F", "-q", "-b", "4096", "-O", features, "-L", "cma-harness", out], log_path=log_path)
+    return out
+
+
+def render_dt_fragment(area: AreaSpec) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    return env.from_string(DT_FRAGMENT.read_text()).render(
+        size=area.size_mib * 1024 * 1024, alignment=area.alignment_mib * 1024 * 1024)
+
+
+def make_dtb(machine: QemuMachine, area: AreaSpec, out: Path, log_path: Path | None = None) -> Path:
+    """QEMU's own virt DTB for this machine, plus the reserved-memory node and the test device."""
+    tools = require("qemu", "dtc")
+    base = out.with_name(out.stem + "-base.dtb")
+    proc.run([tools["qemu"], *machine.hardware_args(), "-machine", f"dumpdtb={base}", "-display", "none"],
+             log_path=log_path)
+    dts = proc.capture([tools["dtc"], "-q", "-I", "dtb", "-O", "dts", base])
+    source = out.with_suffix(".dts")
+    source.write_text(dts + "\n" + render_dt_fragment(area))
+    proc.run([tools["dtc"], "-q", "-I", "dts", "-O", "dtb", "-o", out, source], log_path=log_path)
+    return out
+
+
+def make_all(kernel: KernelBuild, module_ko: Path, machine: QemuMachine, area: AreaSpec,
+             workload: WorkloadSpec, folder: Path) -> GuestImages:
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "images.log"
+    return GuestImages(
+        initramfs=make_initramfs(kernel, module_ko, folder / "initramfs.cpio"),
+        disk=make_disk(workload, folder / "disk.img", log_path),
+        dtb=make_dtb(machine, area, folder / "board.dtb", log_path),
+    )

@@ -1,0 +1,242 @@
+"""Kernel build: source + config fragments + patch series -> zImage and a build tree, cached by the hash of every input."""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import cache, proc
+from .config import PROJECT_ROOT, KernelSpec
+from .errors import InfraError, InputError
+from .toolchain import CROSS_COMPILE, DEBIAN_KERNEL_TARBALL, require
+
+log = logging.getLogger(__name__)
+CONFIGS_DIR = PROJECT_ROOT / "kernel-configs"
+PATCHES_DIR = CONFIGS_DIR / "patches"
+MAKE_VARS = ("ARCH=arm", f"CROSS_COMPILE={CROSS_COMPILE}")
+
+
+@dataclass(frozen=True)
+class KernelBuild:
+    key: str
+    tree: Path            # in-tree build: sources + objects; out-of-tree modules build against it
+
+    @property
+    def zimage(self) -> Path:
+        return self.tree / "arch/arm/boot/zImage"
+
+    @property
+    def config(self) -> Path:
+        return self.tree / ".config"
+
+    @property
+    def gen_init_cpio(self) -> Path:
+        return self.tree / "usr/gen_init_cpio"
+
+    @property
+    def log(self) -> Path:
+        return self.tree.parent / "build.log"
+
+    @property
+    def release(self) -> str:
+        return (self.tree / "include/config/kernel.release").read_text().strip()
+
+
+# ---- inputs -------------------------------------------------------------------------------------
+
+def source_path(spec: KernelSpec) -> Path:
+    path = DEBIAN_KERNEL_TARBALL if spec.source == "debian" else Path(spec.source).expanduser()
+    if not path.exists():
+        hint = "install it with: apt-get install -y linux-source-6.1" if spec.source == "debian" else \
+            "set `kernel.source` to an existing kernel directory or .tar.* file, or to `debian`"
+        raise InputError(f"kernel source {path} does not exist; {hint}")
+    if path.is_dir() and not (path / "Makefile").exists():
+        raise InputError(f"kernel source {path} is a directory without a top-level Makefile: not a kernel tree")
+    return path
+
+
+def source_identity(path: Path) -> str:
+    """Content identity of a tarball (sha256), or of a directory (paths, sizes and mtimes of every file)."""
+    if path.is_file():
+        return "tar:" + cache.file_sha256(path)
+    entries = []
+    for root, dirs, files in os.walk(path):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            entries.append((os.path.relpath(os.path.join(root, name), path), st.st_size, st.st_mtime_ns))
+    return "dir:" + cache.digest({"files": sorted(entries)})
+
+
+def fragment_path(name: str) -> Path:
+    path = Path(name) if name.endswith(".config") else CONFIGS_DIR / f"{name}.config"
+    if not path.exists():
+        known = sorted(p.stem for p in CONFIGS_DIR.glob("*.config"))
+        raise InputError(f"kernel config fragment {name!r} not found ({path}); known fragments: {', '.join(known)}")
+    return path
+
+
+def series_patches(series: str) -> list[Path]:
+    """The patch files of a quilt series, in order: a name under kernel-configs/patches/ or a path to a series file."""
+    series_file = Path(series) if "/" in series else PATCHES_DIR / series / "series"
+    if not series_file.exists():
+        known = sorted(p.parent.name for p in PATCHES_DIR.glob("*/series"))
+        raise InputError(f"patch series {series!r} not found ({series_file}); known series: {', '.join(known)}")
+    patches = []
+    for lineno, line in enumerate(series_file.read_text().splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        patch = (series_file.parent / line.split()[0]).resolve()
+        if not patch.exists():
+            raise InputError(f"{series_file}:{lineno}: patch {line!r} does not exist")
+        patches.append(patch)
+    return patches
+
+
+def toolchain_identity() -> str:
+    gcc = proc.capture([CROSS_COMPILE + "gcc", "--version"]).splitlines()[0]
+    make = proc.capture(["make", "--version"]).splitlines()[0]
+    return f"{gcc} / {make}"
+
+
+def inputs(spec: KernelSpec) -> dict:
+    src = source_path(spec)
+    return {
+        "source": str(src),
+        "source_identity": source_identity(src),
+        "fragments": {n: fragment_path(n).read_text() for n in spec.fragments},
+        "patches": {p.name: p.read_text() for p in series_patches(spec.patches)} if spec.patches else {},
+        "toolchain": toolchain_identity(),
+        "recipe": 1,  # bump when the build steps below change
+    }
+
+
+# ---- build --------------------------------------------------------------------------------------
+
+def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str], None] = lambda s: None,
+          store: cache.Store | None = None) -> KernelBuild:
+    """Build (or fetch from the cache) the kernel described by spec."""
+    require("cross-gcc", "make", "bc", "bison", "flex", "patch", "xz", "ccache")
+    store = store or cache.Store("kernel")
+    meta = inputs(spec)
+    key = cache.digest(meta)
+    with store.lock(key):
+        if store.has(key):
+            progress(f"kernel {key}: cached")
+            return KernelBuild(key, store.path(key) / "tree")
+        started = time.monotonic()
+        with store.building(key, {k: v for k, v in meta.items() if k != "fragments"} | {"fragment_names": list(spec.fragments)}) as work:
+            tree = work / "tree"
+            log_path = work / "build.log"
+            _unpack(Path(meta["source"]), tree, log_path, progress)
+            for patch in series_patches(spec.patches) if spec.patches else []:
+                _apply(patch, tree, log_path, progress)
+            _configure(spec, tree, log_path, progress)
+            _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)
+            (work / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
+        progress(f"kernel {key}: built in {time.monotonic() - started:.0f} s")
+        return KernelBuild(key, store.path(key) / "tree")
+
+
+def _unpack(src: Path, tree: Path, log_path: Path, progress) -> None:
+    progress(f"unpacking {src}")
+    tree.mkdir()
+    if src.is_dir():
+        proc.run(["cp", "-a", f"{src}/.", str(tree)], log_path=log_path)
+    else:
+        proc.run(["tar", "-xf", src, "-C", tree, "--strip-components=1"], log_path=log_path)
+
+
+HUNK_FAILED = re.compile(r"Hunk #\d+ FAILED at \d+|can't find file to patch|Reversed \(or previously applied\) patch detected")
+
+
+def _apply(patch: Path, tree: Path, log_path: Path, progress) -> None:
+    progress(f"applying {patch.name}")
+    try:
+        proc.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", patch], cwd=tree, log_path=log_path)
+    except proc.CommandError as e:
+        detail = [line for line in e.tail if HUNK_FAILED.search(line) or "patching file" in line]
+        raise InputError(
+            f"patch {patch} does not apply to this kernel source:\n  " + "\n  ".join(detail or e.tail[-5:])
+            + "\nRebase the patch onto the source named by `kernel.source`, or pick another source."
+        ) from e
+
+
+def _configure(spec: KernelSpec, tree: Path, log_path: Path, progress) -> None:
+    """allnoconfig with the fragments as KCONFIG_ALLCONFIG; then check every fragment line really holds."""
+    progress("configuring: allnoconfig + " + ", ".join(spec.fragments))
+    wanted: dict[str, str] = {}
+    text = []
+    for name in spec.fragments:
+        body = fragment_path(name).read_text()
+        text.append(body)
+        for line in body.splitlines():
+            m = re.match(r"^(CONFIG_\w+)=(.*)$", line) or re.match(r"^# (CONFIG_\w+) is not set$", line)
+            if m:
+                wanted[m.group(1)] = m.group(2) if m.re.pattern.startswith("^(CONFIG") else "n"
+    allconfig = tree / "cma-harness.allconfig"
+    allconfig.write_text("\n".join(text) + "\n")
+    proc.run(["make", *MAKE_VARS, f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"], cwd=tree, log_path=log_path)
+    got = parse_config((tree / ".config").read_text())
+    unmet = [f"{sym}={val} (got {got.get(sym, 'n')})" for sym, val in wanted.items() if got.get(sym, "n") != val]
+    if unmet:
+        raise InputError(
+            "kernel config fragments ask for settings Kconfig did not keep (a dependency is missing or the "
+            "symbol does not exist in this kernel): " + "; ".join(unmet)
+        )
+
+
+def parse_config(text: str) -> dict[str, str]:
+    """A .config as {symbol: value}; `# CONFIG_X is not set` becomes "n"."""
+    out = {}
+    for line in text.splitlines():
+        if m := re.match(r"^(CONFIG_\w+)=(.*)$", line):
+            out[m.group(1)] = m.group(2)
+        elif m := re.match(r"^# (CONFIG_\w+) is not set$", line):
+            out[m.group(1)] = "n"
+    return out
+
+
+COMPILE_LINE = re.compile(r"^\s+(CC|LD|AS|AR)\s+(\S+)")
+FIRST_ERROR = re.compile(r"(error:|Error \d+|undefined reference|No rule to make target)")
+
+
+def build_env(tree: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        CCACHE_DIR=str(cache.cache_root() / "ccache"),
+        CCACHE_BASEDIR=str(tree.parent.parent),  # variants build in different dirs: hash relative paths
+        CCACHE_NOHASHDIR="1",
+        CCACHE_MAXSIZE="5G",
+        KBUILD_BUILD_TIMESTAMP="1970-01-01",
+        KBUILD_BUILD_USER="cma-harness",
+        KBUILD_BUILD_HOST="cma-harness",
+    )
+    return env
+
+
+def _compile(tree: Path, log_path: Path, jobs: int, progress) -> None:
+    progress(f"compiling zImage and modules with -j{jobs} (log: {log_path})")
+    count = 0
+    last_report = time.monotonic()
+
+    def on_line(line: str) -> None:
+        nonlocal count, last_report
+        if COMPILE_LINE.match(line):
+            count += 1
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                progress(f"  {count} objects built, now {line.split()[-1]}")
+
+    try:
+        proc.run(["make", f"-j{jobs}", *MAKE_VARS, f"CC=ccache {CROSS_COMPILE}gcc", "zImage", "modules"],
+                 cwd=tree, env=build_env(tree), log_path=log_path, on_line=on_line)
+    except proc.CommandError as e:
+        first = next((l for l in log_path.read_text(errors="replace").splitlines() if FIRST_ERROR.search(l)), None)
+        raise InfraError(f"kernel build failed; first error: {first or '(none found)'}\nfull log: {log_path}") from e

@@ -1,0 +1,112 @@
+"""The one place that runs host subprocesses: logs the command, keeps its output, names failures."""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from collections import deque
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+from .errors import InfraError
+
+log = logging.getLogger(__name__)
+
+
+class CommandError(InfraError):
+    def __init__(self, argv: Sequence[str], returncode: int, tail: list[str], log_path: Path | None):
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.tail = tail
+        self.log_path = log_path
+        where = f" (full output: {log_path})" if log_path else ""
+        super().__init__(
+            f"command failed with exit code {returncode}: {shlex.join(self.argv)}{where}\n"
+            + "\n".join("  | " + line for line in tail)
+        )
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log_path: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+    tail_lines: int = 25,
+    input_text: str | None = None,
+) -> list[str]:
+    """Run argv to completion; stream stdout+stderr to log_path and on_line; return the last lines.
+
+    Raises CommandError naming the command, its exit code and its last output lines.
+    """
+    argv = [str(a) for a in argv]
+    log.debug("run: %s (cwd=%s)", shlex.join(argv), cwd)
+    tail: deque[str] = deque(maxlen=tail_lines)
+    logf = open(log_path, "a", encoding="utf-8", errors="replace", buffering=1) if log_path else None
+    try:
+        if logf:
+            logf.write(f"$ {shlex.join(argv)}\n")
+            logf.flush()
+        try:
+            proc = subprocess.Popen(
+                argv,
+                cwd=cwd,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                errors="replace",
+            )
+        except FileNotFoundError as e:
+            raise InfraError(f"cannot run {argv[0]!r}: not found. Run `cma-harness doctor` for the package that provides it.") from e
+        if input_text is not None:
+            assert proc.stdin is not None
+            proc.stdin.write(input_text)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            tail.append(line)
+            if logf:
+                logf.write(line + "\n")
+            if on_line:
+                on_line(line)
+        rc = proc.wait()
+    except BaseException:
+        if "proc" in locals() and proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        raise
+    finally:
+        if logf:
+            logf.close()
+    if rc != 0:
+        raise CommandError(argv, rc, list(tail), log_path)
+    return list(tail)
+
+
+def capture(argv: Sequence[str], *, cwd: Path | None = None) -> str:
+    """Run a short query command and return its stdout; failures raise CommandError."""
+    argv = [str(a) for a in argv]
+    try:
+        res = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, errors="replace")
+    except FileNotFoundError as e:
+        raise InfraError(f"cannot run {argv[0]!r}: not found. Run `cma-harness doctor` for the package that provides it.") from e
+    if res.returncode != 0:
+        raise CommandError(argv, res.returncode, res.stderr.splitlines()[-10:], None)
+    return res.stdout
+
+
+def capture_bytes(argv: Sequence[str], *, cwd: Path | None = None) -> bytes:
+    """Like capture, for binary output (an initramfs archive)."""
+    argv = [str(a) for a in argv]
+    try:
+        res = subprocess.run(argv, cwd=cwd, capture_output=True)
+    except FileNotFoundError as e:
+        raise InfraError(f"cannot run {argv[0]!r}: not found") from e
+    if res.returncode != 0:
+        raise CommandError(argv, res.returncode, res.stderr.decode(errors="replace").splitlines()[-10:], None)
+    return res.stdout

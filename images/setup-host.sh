@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Set-up of a fresh Debian 12 machine for cma-harness (run as root, from the project's root):
+#   system packages, armhf busybox, and the Python package in .venv.
+# Safe to run again: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+    qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 device-tree-compiler e2fsprogs
+    make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache
+    python3 python3-venv python3-pip
+)
+CACHE="${CMA_HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cma-harness}"
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+
+# A secondary index (the armhf one, or the security mirror mid-sync) can fail: that must not stop the
+# set-up as long as the packages can still be had, so the update's status is not fatal; the installs are.
+apt_update() { $SUDO apt-get update -q || echo "setup: apt-get update reported errors; continuing with the indexes that did load" >&2; }
+
+missing=()
+for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt_update
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# busybox for armhf, statically linked: downloaded as a .deb and unpacked into the cache (not installed).
+if [ ! -x "$CACHE/busybox-armhf/bin/busybox" ]; then
+    echo "setup: fetching busybox-static:armhf"
+    dpkg --print-foreign-architectures | grep -qx armhf || { $SUDO dpkg --add-architecture armhf; apt_update; }
+    tmp=$(mktemp -d)
+    ( cd "$tmp" && apt-get download busybox-static:armhf ) || { apt_update; ( cd "$tmp" && apt-get download busybox-static:armhf ); }
+    mkdir -p "$CACHE/busybox-armhf"
+    dpkg-deb -x "$tmp"/busybox-static_*_armhf.deb "$CACHE/busybox-armhf"
+    rm -rf "$tmp"
+fi
+
+# The Python package and its test dependencies, in a virtual environment beside the sources.
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/pip install -q --upgrade pip
+.venv/bin/pip install -q -e '.[test]'
+.venv/bin/cma-harness doctor
