@@ -7,6 +7,7 @@ import argparse
 import datetime
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -60,6 +61,38 @@ def cmd_run(args) -> int:
             RunState.HANG: EXIT_FOUND, RunState.INFRA: EXIT_INFRA}[s.state]
 
 
+def cmd_ab(args) -> int:
+    from .campaign import Plan, run_ab
+
+    scn = config.load(args.scenario)
+    if args.no_attribution:
+        scn = config.with_overrides(scn, "module", attribution=False)
+    plan = Plan(args.baseline, args.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha)
+    folder = args.out or _run_folder(None, f"ab-{args.baseline}-vs-{args.patched}")
+    result = run_ab(scn, plan, folder, progress=_progress)
+    print(format_ab(result, folder))
+    return EXIT_OK if result["verdict"] == args.expect else EXIT_FOUND
+
+
+def format_ab(result: dict, folder: Path) -> str:
+    lines = [f"campaign folder: {folder}", f"metric: {result['metric']}"]
+    for arm in ("baseline", "patched"):
+        v = result["variants"][arm]
+        f, l = v["failed_loops"], v["lru_caused_loops"]
+        causes = ", ".join(f"{k}={n}" for k, n in sorted(v["failed_chunks_by_cause"].items())) or "none"
+        lines.append(f"{arm:8} {v['variant']:18} failed loops {f['events']}/{f['trials']} "
+                     f"({100 * f['rate']:.1f} %, 95 % CI {100 * f['low']:.1f}-{100 * f['high']:.1f}); "
+                     f"LRU-caused {l['events']}/{l['trials']} ({100 * l['rate']:.1f} %, 95 % CI "
+                     f"{100 * l['low']:.1f}-{100 * l['high']:.1f}); failed chunks by cause: {causes}")
+    d = result["decision"]
+    if d:
+        lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "
+                     f"{d['p_regression']:.3g}, per-look alpha {d['alpha_per_look']:.3g}; {d['reason']})")
+    else:
+        lines.append(f"verdict: {result['verdict']}")
+    return "\n".join(lines)
+
+
 def cmd_parse(args) -> int:
     for path in args.files:
         p = Path(path)
@@ -91,10 +124,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="run folder (default: runs/<time>-<scenario>-<variant>)")
     p.set_defaults(func=cmd_run)
 
+    p = sub.add_parser("ab", help="A/B campaign: does the patched kernel fix the failure? (default: the 2012 demo)")
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
+    p.add_argument("--baseline", default="reintroduce-2012", help="variant expected to fail (default: reintroduce-2012)")
+    p.add_argument("--patched", default="stock", help="variant under test (default: stock)")
+    p.add_argument("--loops-per-run", type=int, default=50, help="loops per guest boot (default 50)")
+    p.add_argument("--budget", type=int, default=400, help="loops per variant at most (default 400)")
+    p.add_argument("--alpha", type=float, default=0.001, help="false-verdict rate of the whole campaign (default 0.001)")
+    p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
+    p.add_argument("--expect", default="fixed", choices=["fixed", "not-fixed", "regression", "inconclusive"],
+                   help="the verdict that exits 0 (default: fixed)")
+    p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")
+    p.set_defaults(func=cmd_ab)
+
     p = sub.add_parser("parse", help="parse saved console/dmesg/trace files; print events as JSON lines")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_parse)
     return ap
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:
         return EXIT_INPUT if e.code else EXIT_OK
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    # SIGTERM (a CI timeout, `kill`) takes the same path as Ctrl-C: every QEMU is stopped in a
+    # finally block and every finished loop is already on disk.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         return args.func(args)
     except HarnessError as e:

@@ -160,15 +160,11 @@ def test_allocator_invariants(area, ops, data):
             assert area.bitmap != before
             continue
         busy = set(data.draw(st.lists(st.integers(0, area.count), max_size=3)))
-        tried = []
-
-        def range_busy(pfn, pages):
-            tried.append(pfn)
-            return pfn - area.base_pfn in busy
-
         bitmap_before = area.bitmap
-        pfn = area.alloc(count, align, range_busy)
+        attempt = area.try_alloc(count, align, _busy_at_offsets(area.base_pfn, busy))
+        tried = [*attempt.busy_pfns, *[attempt.pfn] * (attempt.pfn is not None)]
         assert tried == _expected_tries(area, bitmap_before, count, align, busy)
+        pfn = attempt.pfn
         if pfn is None:
             assert area.bitmap == bitmap_before
             continue
@@ -186,6 +182,10 @@ def test_allocator_invariants(area, ops, data):
         area.release(pfn, count)
     assert area.bitmap == 0
     assert area.maxchunk_pages == area.bitmap_maxno << area.order_per_bit
+
+
+def _busy_at_offsets(base_pfn, offsets):
+    return lambda pfn, count: pfn - base_pfn in offsets
 
 
 def _expected_tries(area, bitmap, count, align, busy_offsets):
@@ -306,6 +306,8 @@ def test_alloc_contig_range_moves_out_what_it_can_even_when_busy():
     machine.invalidate_bh_lrus()
     assert not machine.alloc_contig_range(0x100, 256)
     assert machine.pfns_in(0, 1 << 20) == []
+    with pytest.raises(ValueError, match="not tracked"):
+        machine.remove_page(0x101)
 
 
 # ---- the migration rule --------------------------------------------------------------------

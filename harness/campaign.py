@@ -1,0 +1,178 @@
+"""A/B campaign: baseline and patched kernels interleaved (A, B, A, B, ...), each run on a fresh disk,
+every loop streamed to disk, a sequential verdict after each pair, resumable after an interruption."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from . import config, stats
+from .config import Scenario
+from .errors import InfraError, InputError
+from .results import JsonlWriter, read_jsonl
+from .run import RunState, RunSummary, run_variant
+
+
+@dataclass(frozen=True)
+class Plan:
+    baseline: str
+    patched: str
+    loops_per_run: int = 50
+    budget: int = 400            # loops per variant at most
+    alpha: float = 0.001
+    infra_retries: int = 2       # an infrastructure failure is retried; a test result never is
+
+    @property
+    def looks(self) -> int:
+        return math.ceil(self.budget / self.loops_per_run)
+
+    def validate(self) -> None:
+        if not (1 <= self.loops_per_run <= self.budget):
+            raise InputError(f"--loops-per-run must be between 1 and --budget ({self.budget}), got {self.loops_per_run}")
+        if not 0 < self.alpha < 0.5:
+            raise InputError(f"--alpha must be in (0, 0.5), got {self.alpha}")
+
+
+def loop_counts(records: list[dict], metric: str) -> tuple[int, int]:
+    """(loops that show the failure, loops) under a metric: 'lru' = a chunk rescued only by the LRU flush."""
+    if metric == "lru":
+        return sum("L" in r["outcome"] for r in records), len(records)
+    return sum(r["failed"] > 0 for r in records), len(records)
+
+
+def cause_counts(records: list[dict]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in records:
+        for c in r["outcome"]:
+            if c != ".":
+                out[c] = out.get(c, 0) + 1
+    return out
+
+
+@dataclass
+class CampaignState:
+    folder: Path
+    plan: Plan
+    records: dict[str, list[dict]] = field(default_factory=dict)
+    runs: list[dict] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, folder: Path, plan: Plan) -> "CampaignState":
+        """Everything already measured in this folder: each run's loops.jsonl, complete or cut short."""
+        st = cls(folder, plan, {plan.baseline: [], plan.patched: []})
+        for run_dir in sorted((folder / "runs").glob("*")):
+            variant = run_dir.name.split("-", 1)[1]
+            recs = list(read_jsonl(run_dir / "loops.jsonl"))
+            st.records.setdefault(variant, []).extend(recs)
+            summ = run_dir / "summary.json"
+            st.runs.append({"run": run_dir.name, "variant": variant, "loops": len(recs),
+                            "state": json.loads(summ.read_text())["state"] if summ.exists() else "interrupted"})
+        return st
+
+    def done(self, variant: str) -> int:
+        return len(self.records.get(variant, []))
+
+
+def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None) -> dict:
+    """Run (or resume) the campaign in folder; return its summary (also written to summary.json)."""
+    plan.validate()
+    for name in {plan.baseline, plan.patched}:
+        scn.variant(name)        # unknown names fail now, not after the first run
+    folder.mkdir(parents=True, exist_ok=True)
+    _pin_plan(folder, scn, plan)
+    metric = "lru" if scn.module.attribution else "failed"
+    st = CampaignState.load(folder, plan)
+    if st.runs:
+        progress(f"resuming: {st.done(plan.baseline)} baseline and {st.done(plan.patched)} patched loops already measured")
+    started = time.monotonic()
+    decision = None
+    with JsonlWriter(folder / "decisions.jsonl") as decisions:
+        while True:
+            na, nb = st.done(plan.baseline), _done_patched(st, plan)
+            budget_reached = na >= plan.budget and nb >= plan.budget
+            if (na == nb and na > 0) or budget_reached:
+                decision = _look(st, plan, metric, budget_reached)
+                decisions.write({"loops_per_variant": [na, nb], **decision.as_dict()})
+                progress(f"look at {na}+{nb} loops: {decision.verdict.value} ({decision.reason})")
+                if decision.final:
+                    break
+            variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
+            loops = min(plan.loops_per_run, plan.budget - (na if arm == "A" else nb))
+            summary = _run_with_retries(scn, plan, variant, arm, folder, len(st.runs), loops, progress)
+            run_dir = folder / "runs" / summary["run"]
+            recs = list(read_jsonl(run_dir / "loops.jsonl"))
+            st.records.setdefault(_key(plan, arm), []).extend(recs)
+            st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
+            if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
+                progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
+                break
+    result = _summarise(st, plan, metric, decision, time.monotonic() - started)
+    (folder / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    return result
+
+
+def _key(plan: Plan, arm: str) -> str:
+    """Records of each arm; a null experiment (baseline == patched) keeps its two arms apart."""
+    if plan.baseline == plan.patched and arm == "B":
+        return plan.patched + "#B"
+    return plan.baseline if arm == "A" else plan.patched
+
+
+def _done_patched(st: CampaignState, plan: Plan) -> int:
+    return st.done(_key(plan, "B"))
+
+
+def _run_with_retries(scn, plan, variant, arm, folder, index, loops, progress) -> dict:
+    for attempt in range(plan.infra_retries + 1):
+        name = f"{index + attempt:03d}-{_key(plan, arm)}"
+        progress(f"run {name}: {loops} loops on {variant}")
+        s: RunSummary = run_variant(scn, variant, scn.variant(variant), folder / "runs" / name, loops=loops, progress=progress)
+        if s.state is not RunState.INFRA or s.loops_done > 0:
+            return {"run": name, **s.as_dict()}
+        progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s.error}")
+    raise InfraError(f"{variant}: {plan.infra_retries + 1} attempts failed on infrastructure; last: {s.error}")
+
+
+def _look(st: CampaignState, plan: Plan, metric: str, budget_reached: bool) -> stats.Decision:
+    a = loop_counts(st.records[_key(plan, "A")], metric)
+    b = loop_counts(st.records.get(_key(plan, "B"), []), metric)
+    return stats.decide(a, b, alpha=plan.alpha, looks=plan.looks, budget_reached=budget_reached)
+
+
+def _pin_plan(folder: Path, scn: Scenario, plan: Plan) -> None:
+    """campaign.json records what this folder measures; resuming with a different plan is refused."""
+    path = folder / "campaign.json"
+    doc = {"plan": asdict(plan), "scenario": config.as_dict(scn)}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != json.loads(json.dumps(doc)):
+            raise InputError(f"{folder} holds a campaign with a different plan or scenario; "
+                             f"resume it with the same arguments, or use a new --out folder")
+        return
+    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+
+
+def _summarise(st: CampaignState, plan: Plan, metric: str, decision, seconds: float) -> dict:
+    per_variant = {}
+    for arm, key in (("baseline", _key(plan, "A")), ("patched", _key(plan, "B"))):
+        recs = st.records.get(key, [])
+        per_variant[arm] = {
+            "variant": key,
+            "loops": len(recs),
+            "failed_loops": stats.rate(*loop_counts(recs, "failed")).as_dict(),
+            "lru_caused_loops": stats.rate(*loop_counts(recs, "lru")).as_dict(),
+            "failed_chunks_by_cause": cause_counts(recs),
+        }
+    return {
+        "plan": asdict(plan),
+        "metric": "loops with an LRU-caused chunk" if metric == "lru" else "failed loops",
+        "verdict": decision.verdict.value if decision else "incomplete",
+        "decision": decision.as_dict() if decision else None,
+        "variants": per_variant,
+        "runs": st.runs,
+        "seconds_this_session": round(seconds, 1),
+    }

@@ -1,0 +1,93 @@
+"""Statistics for an A/B campaign: rates with Wilson intervals, a one-sided Fisher exact test of the
+difference, a group-sequential stopping rule, and the verdict. Pure functions over counts (scipy)."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass
+
+from scipy import stats as sps
+
+
+class Verdict(enum.Enum):
+    FIXED = "fixed"                # patched fails significantly less often than baseline
+    NOT_FIXED = "not-fixed"        # the patched kernel still fails, not significantly less often
+    REGRESSION = "regression"      # patched fails significantly more often
+    INCONCLUSIVE = "inconclusive"  # not enough evidence either way (e.g. baseline never failed)
+
+
+@dataclass(frozen=True)
+class Rate:
+    events: int
+    trials: int
+    low: float
+    high: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.trials if self.trials else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "rate": self.rate}
+
+
+def rate(events: int, trials: int, confidence: float = 0.95) -> Rate:
+    """Proportion with its Wilson score interval (sensible at 0 and at small n, unlike the Wald interval)."""
+    if trials == 0:
+        return Rate(0, 0, 0.0, 1.0)
+    ci = sps.binomtest(events, trials).proportion_ci(confidence_level=confidence, method="wilson")
+    return Rate(events, trials, float(ci.low), float(ci.high))
+
+
+def p_less(patched: tuple[int, int], baseline: tuple[int, int]) -> float:
+    """One-sided Fisher exact p-value for H1: the patched failure rate is lower than the baseline's."""
+    (pe, pn), (be, bn) = patched, baseline
+    if pn == 0 or bn == 0:
+        return 1.0
+    return float(sps.fisher_exact([[be, bn - be], [pe, pn - pe]], alternative="greater")[1])
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    final: bool                  # stop the campaign now
+    p_fixed: float               # one-sided p, patched < baseline
+    p_regression: float          # one-sided p, patched > baseline
+    alpha_per_look: float
+    baseline: Rate
+    patched: Rate
+    reason: str
+
+    def as_dict(self) -> dict:
+        return {"verdict": self.verdict.value, "final": self.final, "p_fixed": self.p_fixed,
+                "p_regression": self.p_regression, "alpha_per_look": self.alpha_per_look,
+                "baseline": self.baseline.as_dict(), "patched": self.patched.as_dict(), "reason": self.reason}
+
+
+def decide(baseline: tuple[int, int], patched: tuple[int, int], *, alpha: float, looks: int,
+           budget_reached: bool) -> Decision:
+    """The verdict after one look at (events, trials) per variant.
+
+    Group-sequential with Bonferroni alpha spending: each of at most `looks` interim tests runs at
+    alpha/looks, so the chance of a false `fixed` over the whole campaign stays below alpha however
+    early it stops. Conservative, but valid without a model of the failure process.
+    """
+    a = alpha / max(1, looks)
+    pf = p_less(patched, baseline)
+    pr = p_less(baseline, patched)
+    b, p = rate(*baseline), rate(*patched)
+    if pf < a:
+        return Decision(Verdict.FIXED, True, pf, pr, a, b, p, f"patched fails less often, p={pf:.2g} < {a:.2g}")
+    if pr < a:
+        return Decision(Verdict.REGRESSION, True, pf, pr, a, b, p, f"patched fails more often, p={pr:.2g} < {a:.2g}")
+    # Futility: the patched kernel fails at least as often as the baseline, with enough failures on both
+    # sides that a later `fixed` is out of reach in practice. Stop early instead of burning the budget.
+    if p.events >= 5 and b.events >= 5 and p.rate >= b.rate:
+        return Decision(Verdict.NOT_FIXED, True, pf, pr, a, b, p, "patched fails at least as often as baseline")
+    if not budget_reached:
+        return Decision(Verdict.INCONCLUSIVE, False, pf, pr, a, b, p, "undecided; continuing")
+    if b.events == 0:
+        return Decision(Verdict.INCONCLUSIVE, True, pf, pr, a, b, p, "the baseline never failed: nothing to fix was seen")
+    if p.events > 0:
+        return Decision(Verdict.NOT_FIXED, True, pf, pr, a, b, p, "the patched kernel still fails; no significant drop")
+    return Decision(Verdict.INCONCLUSIVE, True, pf, pr, a, b, p, "loop budget spent before significance")
