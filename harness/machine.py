@@ -22,4 +22,6 @@ class QemuMachine:
 
     def hardware_args(self) -> list[str]:
         """What determines the board's device tree: used for both dumpdtb and the real boot."""
-        return ["-M", self.machine, "-cpu", self.cpu, "-smp", str(self.cpus), "-m", f"{self.memory_mib}M"]
+        # -nodefaults: no default NIC (it would want a PXE ROM the harness does not install, and the
+        # board has no network unless a scenario asks for one).
+        return ["-M", self.machine, "-cpu", self.cpu, "-smp", str(self.cpus), "-m", f"{self.memory_mib}M", "-nodefaults"]

@@ -110,7 +110,8 @@ def _kv(text: str) -> dict[str, str]:
     return dict(tok.split("=", 1) for tok in text.split() if "=" in tok)
 
 
-RECORD = re.compile(r"cma_harness: (loop|start|done|area) (.*)$")
+# Module records: "cma_harness: loop=N key=value ..." and "cma_harness: start|done|area key=value ...".
+RECORD = re.compile(r"cma_harness: (?:(loop)(?==)|(start|done|area) )(.*)$")
 POOL = re.compile(r"Reserved memory: created CMA memory pool at (0x[0-9a-f]+), size (\d+) MiB")
 # 6.1: "cma: cma_alloc: <area>: alloc failed, req-size: N pages, ret: -16"; older: no area name.
 ALLOC_FAILED = re.compile(r"cma: cma_alloc: (?:([^:\s]+): )?alloc failed, req-size: (\d+) pages, ret: (-?\d+)")
@@ -132,7 +133,9 @@ def parse_line(text: str, lineno: int = 0) -> Event | None:
         ts = float(m.group(1))
         text = text[m.end():]
     if m := RECORD.search(text):
-        return _record(m.group(1), m.group(2), lineno, ts)
+        kind = m.group(1) or m.group(2)
+        rest = ("loop" + m.group(3)) if m.group(1) else m.group(3)
+        return _record(kind, rest, lineno, ts)
     if m := ALLOC_FAILED.search(text):
         return CmaAllocFailed(line=lineno, time=ts, area=m.group(1), pages=int(m.group(2)), ret=int(m.group(3)))
     if m := PFNS_BUSY.search(text):

@@ -46,7 +46,7 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path) -> list[str]:
     return [
         qemu, *cfg.machine.hardware_args(),
         "-accel", "tcg,thread=multi",
-        "-nodefaults", "-display", "none", "-no-reboot",
+        "-display", "none", "-no-reboot",
         "-serial", "stdio",
         "-kernel", str(cfg.zimage), "-initrd", str(cfg.images.initramfs), "-dtb", str(cfg.images.dtb),
         "-append", kernel_cmdline(cfg.machine, cfg.cmdline_extra),
