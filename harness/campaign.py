@@ -35,6 +35,8 @@ class Plan:
             raise InputError(f"--loops-per-run must be between 1 and --budget ({self.budget}), got {self.loops_per_run}")
         if not 0 < self.alpha < 0.5:
             raise InputError(f"--alpha must be in (0, 0.5), got {self.alpha}")
+        if not 0 <= self.infra_retries <= 10:
+            raise InputError(f"--infra-retries must be between 0 and 10, got {self.infra_retries}")
 
 
 def loop_counts(records: list[dict], metric: str) -> tuple[int, int]:
@@ -89,6 +91,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     if st.runs:
         progress(f"resuming: {st.done(plan.baseline)} baseline and {st.done(plan.patched)} patched loops already measured")
     started = time.monotonic()
+    session_loops = 0
     decision = None
     with JsonlWriter(folder / "decisions.jsonl") as decisions:
         while True:
@@ -101,12 +104,15 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                 if decision.final:
                     break
             variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
-            loops = min(plan.loops_per_run, plan.budget - (na if arm == "A" else nb))
-            summary = _run_with_retries(scn, plan, variant, arm, folder, len(st.runs), loops, progress)
+            loops = run_length(na if arm == "A" else nb, plan)
+            summary = _run_with_retries(scn, plan, variant, arm, folder, loops, progress)
             run_dir = folder / "runs" / summary["run"]
             recs = list(read_jsonl(run_dir / "loops.jsonl"))
             st.records.setdefault(_key(plan, arm), []).extend(recs)
             st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
+            session_loops += len(recs)
+            progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
+                               session_loops, time.monotonic() - started))
             if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
                 progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
                 break
@@ -126,9 +132,40 @@ def _done_patched(st: CampaignState, plan: Plan) -> int:
     return st.done(_key(plan, "B"))
 
 
-def _run_with_retries(scn, plan, variant, arm, folder, index, loops, progress) -> dict:
+def run_length(done: int, plan: Plan) -> int:
+    """Loops for an arm's next boot: up to its next look (a multiple of loops_per_run), within the budget.
+
+    A run cut short by an interrupt or QEMU's death is topped up, so a resumed campaign looks at the
+    same loop counts, and ends with the same totals, as one that was never interrupted."""
+    next_look = min(plan.budget, (done // plan.loops_per_run + 1) * plan.loops_per_run)
+    return next_look - done
+
+
+def time_left(na: int, nb: int, budget: int, session_loops: int, seconds: float) -> str:
+    """A progress line: loops per arm, and the worst-case time left at this session's pace (boots included)."""
+    left = max(0, budget - na) + max(0, budget - nb)
+    line = f"campaign: baseline {na}/{budget}, patched {nb}/{budget} loops"
+    if session_loops == 0 or seconds <= 0:
+        return line
+    per_min = 60 * session_loops / seconds
+    return (f"{line}; {per_min:.0f} loops/min, at most {left} loops left, about "
+            f"{_minutes(left / per_min)} (less if a look decides first)")
+
+
+def _minutes(minutes: float) -> str:
+    return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+
+
+def next_run_name(runs_dir: Path, key: str) -> str:
+    """NNN-<variant>, NNN one past the highest run folder already there (retries and resumes included)."""
+    taken = [int(p.name.split("-", 1)[0]) for p in runs_dir.glob("[0-9][0-9][0-9]-*")] if runs_dir.exists() else []
+    return f"{max(taken, default=-1) + 1:03d}-{key}"
+
+
+def _run_with_retries(scn, plan, variant, arm, folder, loops, progress) -> dict:
+    """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
-        name = f"{index + attempt:03d}-{_key(plan, arm)}"
+        name = next_run_name(folder / "runs", _key(plan, arm))
         progress(f"run {name}: {loops} loops on {variant}")
         s: RunSummary = run_variant(scn, variant, scn.variant(variant), folder / "runs" / name, loops=loops, progress=progress)
         if s.state is not RunState.INFRA or s.loops_done > 0:

@@ -11,8 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from . import config, kernel, parse, toolchain
-from .errors import HarnessError
+from . import busy, capture, config, kernel, toolchain
+from .errors import HarnessError, from_os_error
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 
@@ -46,17 +46,30 @@ def cmd_run(args) -> int:
 
     scn = config.load(args.scenario)
     if args.loops is not None:
-        scn = config.with_overrides(scn, "module", loops=args.loops)
+        scn = config.with_overrides(scn, "module", origin="--loops", loops=args.loops)
     spec = scn.variant(args.variant) if args.variant else scn.kernel
     name = args.variant or "kernel"
     folder = args.out or _run_folder(None, f"{scn.name}-{name}")
-    s = run_variant(scn, name, spec, folder, progress=_progress)
+    try:
+        s = run_variant(scn, name, spec, folder, progress=_progress)
+    except KeyboardInterrupt:
+        _report(folder)         # the loops measured so far, and why the run stopped
+        raise
+    page = _report(folder)
     causes = ", ".join(f"{k}={v}" for k, v in sorted(s.causes.items())) or "none"
     print(f"run folder: {folder}")
     print(f"state: {s.state.value}; loops: {s.loops_done}/{s.loops_requested}; failed loops: {s.failed_loops}; "
           f"failed chunks: {s.failed_chunks} (causes: {causes})")
+    if s.busy:
+        print("\n".join(busy.describe(s.busy)))
+    if s.accounting:
+        print(f"accounting ({s.accounting['status']}): {s.accounting['detail']}")
     if s.error:
         print(f"error: {s.error}")
+    for r in s.kernel_reports:
+        print(f"kernel {r['report']}{'' if r['fatal'] else ' (the loops went on)'}: {r['title'].strip()}")
+    if page:
+        print(f"report: {page}")
     return {RunState.PASS: EXIT_OK, RunState.REPRODUCED: EXIT_FOUND, RunState.CRASH: EXIT_FOUND,
             RunState.HANG: EXIT_FOUND, RunState.INFRA: EXIT_INFRA}[s.state]
 
@@ -67,10 +80,19 @@ def cmd_ab(args) -> int:
     scn = config.load(args.scenario)
     if args.no_attribution:
         scn = config.with_overrides(scn, "module", attribution=False)
-    plan = Plan(args.baseline, args.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha)
+    plan = Plan(args.baseline, args.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha,
+                infra_retries=args.infra_retries)
     folder = args.out or _run_folder(None, f"ab-{args.baseline}-vs-{args.patched}")
-    result = run_ab(scn, plan, folder, progress=_progress)
+    try:
+        result = run_ab(scn, plan, folder, progress=_progress)
+    except KeyboardInterrupt:
+        print(f"cma-harness: interrupted; every finished loop is kept. Resume with the same command and "
+              f"--out {folder}", file=sys.stderr)
+        raise
+    page = _report(folder)
     print(format_ab(result, folder))
+    if page:
+        print(f"report: {page}")
     return EXIT_OK if result["verdict"] == args.expect else EXIT_FOUND
 
 
@@ -93,14 +115,38 @@ def format_ab(result: dict, folder: Path) -> str:
     return "\n".join(lines)
 
 
+def _report(folder: Path) -> Path | None:
+    """The folder's HTML/JSON report; a report that cannot be made is a warning, never a lost result."""
+    from . import report
+
+    try:
+        return report.write(folder, argv=sys.argv)
+    except (HarnessError, OSError, ValueError) as e:
+        _progress(f"warning: no report for {folder}: {e}")
+        return None
+
+
+def cmd_report(args) -> int:
+    from . import report
+
+    for folder in args.folders:
+        if not folder.is_dir():
+            raise config.InputError(f"{folder}: not a folder; pass a run or campaign folder")
+        print(report.write(folder, argv=sys.argv))
+    return EXIT_OK
+
+
 def cmd_parse(args) -> int:
     for path in args.files:
         p = Path(path)
         if not p.exists():
             raise config.InputError(f"{p}: no such file")
+        if not p.is_file():
+            raise config.InputError(f"{p}: not a file; pass console.log, dmesg or trace files")
         with open(p, encoding="utf-8", errors="replace") as f:
-            for ev in parse.parse_lines(f):
-                print(json.dumps({"file": str(p), **ev.as_dict()}, sort_keys=True))
+            lines = f.read().splitlines()
+        for ev in capture.parse_capture(lines):
+            print(json.dumps({"file": str(p), **ev.as_dict()}, sort_keys=True))
     return EXIT_OK
 
 
@@ -134,8 +180,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
     p.add_argument("--expect", default="fixed", choices=["fixed", "not-fixed", "regression", "inconclusive"],
                    help="the verdict that exits 0 (default: fixed)")
+    p.add_argument("--infra-retries", type=int, default=2,
+                   help="boots retried after an infrastructure failure with no loop measured (default 2)")
     p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")
     p.set_defaults(func=cmd_ab)
+
+    p = sub.add_parser("report", help="(re)write report.html, report.json and failures.png of run or campaign folders")
+    p.add_argument("folders", nargs="+", type=Path)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("parse", help="parse saved console/dmesg/trace files; print events as JSON lines")
     p.add_argument("files", nargs="+")
@@ -162,6 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         print(f"cma-harness: error: {e}", file=sys.stderr)
         return e.exit_code
+    except OSError as e:
+        err = from_os_error(e)
+        print(f"cma-harness: error: {err}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print("cma-harness: interrupted; every finished loop is in the run folder's loops.jsonl", file=sys.stderr)
         return 130

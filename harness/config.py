@@ -72,10 +72,25 @@ class WorkloadSpec:
     # Metadata churn: each worker creates, lists and deletes this many small files per round, pinned to a CPU.
     churn_workers: int = field(default=2, metadata=_range(0, 8))
     files_per_round: int = field(default=200, metadata=_range(1, 100_000))
+    # Metadata scan: workers that stat every file of a tree of tree_files small files made on the host.
+    scan_workers: int = field(default=2, metadata=_range(0, 8))
+    tree_files: int = field(default=1000, metadata=_range(0, 200_000))
+    # ext4 block size: 1024 (mkfs's own choice for a small disk) puts four buffer heads on each page.
+    block_size: int = field(default=1024, metadata={"choices_int": (1024, 2048, 4096)})
     # Page-cache fill: a file of this size written and read back in a loop, so movable pages enter CMA.
     fill_mib: int = field(default=96, metadata=_range(0, 2048))
     # Seconds the workload runs before the test loop starts, so the page cache is full at loop 0.
     warmup_s: int = field(default=5, metadata=_range(0, 600))
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    # kprobes and cma/migrate trace events on the failure path, read back as the run's trace.txt.
+    enabled: bool = True
+    # dump_page() of each page a failed range left behind, on the console (refcount, flags, aops, ino).
+    page_dumps: bool = True
+    # Per-CPU ring; a reader drains it all the time, so it only has to absorb bursts.
+    buffer_kib: int = field(default=2048, metadata=_range(64, 65536))
 
 
 @dataclass(frozen=True)
@@ -86,6 +101,7 @@ class Scenario:
     area: AreaSpec = AreaSpec()
     module: ModuleSpec = ModuleSpec()
     workload: WorkloadSpec = WorkloadSpec()
+    trace: TraceSpec = TraceSpec()
     # Named kernel variants for `ab`; each overrides fields of `kernel`.
     variants: dict[str, KernelSpec] = field(default_factory=dict)
 
@@ -104,7 +120,8 @@ def load(path: Path | str | None = None) -> Scenario:
     if not path.exists():
         raise InputError(f"scenario file {path} does not exist; pass an existing YAML file or omit it for the default")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        with open(path, encoding="utf-8") as f:       # a stream, so YAML errors name the file and line
+            data = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML: {e}") from e
     return from_dict(data, source=str(path))
@@ -115,14 +132,32 @@ def from_dict(data: Any, source: str = "<dict>") -> Scenario:
         # A variant overrides the scenario's own kernel section, field by field.
         base = data.get("kernel") or {}
         data = {**data, "variants": {k: {**base, **(v or {})} for k, v in data["variants"].items()}}
-    return _build(Scenario, data, source, "")
+    return check(_build(Scenario, data, source, ""), source)
 
 
-def with_overrides(scn: Scenario, section: str, **values: Any) -> Scenario:
-    """A copy of scn with some fields of one section replaced, validated like YAML input."""
+def with_overrides(scn: Scenario, section: str, *, origin: str = "<override>", **values: Any) -> Scenario:
+    """A copy of scn with some fields of one section replaced, validated like YAML input; errors name origin."""
     merged = {**dataclasses.asdict(getattr(scn, section)), **values}
-    new = _build(type(getattr(scn, section)), merged, "<override>", section + ".")
-    return dataclasses.replace(scn, **{section: new})
+    new = _build(type(getattr(scn, section)), merged, origin, section + ".")
+    return check(dataclasses.replace(scn, **{section: new}), origin)
+
+
+def revalidated(spec: Any) -> Any:
+    """A section built in code, put through the same per-field checks as YAML input."""
+    section = next((f.name for f in dataclasses.fields(Scenario) if f.type in (type(spec), type(spec).__name__)), "")
+    return _build(type(spec), dataclasses.asdict(spec), "<code>", section + "." if section else "")
+
+
+def check(scn: Scenario, source: str) -> Scenario:
+    """Rules between fields, which per-field ranges cannot express; returns scn unchanged when they hold."""
+    m, b = scn.module, scn.board
+    if m.cpu >= b.cpus:
+        raise InputError(f"{source}: `module.cpu` = {m.cpu} but the board has {b.cpus} CPUs (`board.cpus`); "
+                         f"allowed: 0 to {b.cpus - 1}")
+    if m.fault != "none" and m.fault_loop >= m.loops:
+        raise InputError(f"{source}: `module.fault_loop` = {m.fault_loop} is never reached with `module.loops` = "
+                         f"{m.loops}; allowed: 0 to {m.loops - 1}")
+    return scn
 
 
 def as_dict(scn: Scenario) -> dict:
@@ -169,6 +204,9 @@ def _convert(hint: Any, value: Any, meta: Any, source: str, key: str) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{source}: `{key}` must be an integer, got {value!r}")
+        if "choices_int" in meta and value not in meta["choices_int"]:
+            raise InputError(f"{source}: `{key}` = {value} is not allowed; allowed values: "
+                             f"{', '.join(map(str, meta['choices_int']))}")
         lo, hi = meta.get("range", (None, None))
         if lo is not None and not lo <= value <= hi:
             raise InputError(f"{source}: `{key}` = {value} is out of range; allowed: {lo} to {hi}")

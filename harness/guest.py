@@ -16,7 +16,8 @@ def mount_disk() -> str:
 
 
 def start_workload(w: WorkloadSpec) -> str:
-    return shlex.join([GUEST_WORKLOAD, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round), str(w.fill_mib)])
+    return shlex.join([GUEST_WORKLOAD, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
+                       str(w.scan_workers), str(w.fill_mib)])
 
 
 def stop_workload() -> str:

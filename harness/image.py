@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,8 +64,21 @@ def make_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None) -
     with open(out, "wb") as f:
         f.truncate(workload.disk_mib * 1024 * 1024)
     features = "^has_journal" if workload.profile in ("nojournal", "none") else "has_journal"
-    proc.run(["mkfs.ext4", "-F", "-q", "-b", "4096", "-O", features, "-L", "cma-harness", out], log_path=log_path)
+    with tempfile.TemporaryDirectory(prefix="cma-harness-tree-") as root:
+        populate_tree(Path(root) / "tree", workload.tree_files)
+        proc.run(["mkfs.ext4", "-F", "-q", "-b", str(workload.block_size), "-O", features, "-L", "cma-harness", "-d", root, out],
+                 log_path=log_path)
     return out
+
+
+def populate_tree(top: Path, files: int, per_dir: int = 100) -> None:
+    """The tree the scan workers walk: `files` small files, `per_dir` to a directory (mkfs.ext4 -d copies it)."""
+    top.mkdir()
+    for i in range(files):
+        d = top / f"d{i // per_dir:04d}"
+        if i % per_dir == 0:
+            d.mkdir()
+        (d / f"f{i % per_dir:03d}").write_text(f"{i}\n")
 
 
 def render_dt_fragment(area: AreaSpec) -> str:

@@ -153,19 +153,73 @@ def _unpack(src: Path, tree: Path, log_path: Path, progress) -> None:
         proc.run(["tar", "-xf", src, "-C", tree, "--strip-components=1"], log_path=log_path)
 
 
-HUNK_FAILED = re.compile(r"Hunk #\d+ FAILED at \d+|can't find file to patch|Reversed \(or previously applied\) patch detected")
-
-
 def _apply(patch: Path, tree: Path, log_path: Path, progress) -> None:
     progress(f"applying {patch.name}")
     try:
-        proc.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", patch], cwd=tree, log_path=log_path)
+        # Every line of patch's output (it is short): the failures may come before the last few.
+        proc.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", patch], cwd=tree, log_path=log_path,
+                 tail_lines=100_000)
     except proc.CommandError as e:
-        detail = [line for line in e.tail if HUNK_FAILED.search(line) or "patching file" in line]
+        detail = patch_failures(patch.read_text(errors="replace"), e.tail) or e.tail[-5:]
         raise InputError(
-            f"patch {patch} does not apply to this kernel source:\n  " + "\n  ".join(detail or e.tail[-5:])
+            f"patch {patch} does not apply to this kernel source:\n  " + "\n  ".join(detail)
             + "\nRebase the patch onto the source named by `kernel.source`, or pick another source."
         ) from e
+
+
+PATCHING = re.compile(r"^(?:patching|checking) file (.+)$")
+HUNK_FAILED = re.compile(r"^Hunk #(\d+) FAILED at (\d+)")
+NO_FILE = re.compile(r"^can't find file to patch at input line (\d+)")
+REVERSED = re.compile(r"^Reversed \(or previously applied\) patch detected")
+
+
+def patch_failures(patch_text: str, output: list[str]) -> list[str]:
+    """GNU patch's output as one line per failure, naming the file, the hunk (with its @@ header and its
+    line in the patch) and what went wrong. Pure."""
+    hunks = _hunk_headers(patch_text)
+    lines = patch_text.splitlines()
+    out, current = [], "?"
+    for line in output:
+        if m := PATCHING.match(line):
+            current = m.group(1)
+        elif m := HUNK_FAILED.match(line):
+            n = int(m.group(1))
+            at, header = hunks.get((current, n), (None, ""))
+            where = f" (patch line {at}: {header})" if at else ""
+            out.append(f"{current}: hunk #{n}{where} does not match the source near line {m.group(2)}")
+        elif m := NO_FILE.match(line):
+            target = _file_before(lines, int(m.group(1)))
+            out.append(f"{target}: no such file in the kernel source (patch line {m.group(1)})")
+        elif REVERSED.match(line):
+            out.append(f"{current}: already applied (the patch's changes are in the source already)")
+    return out
+
+
+def _hunk_headers(patch_text: str) -> dict[tuple[str, int], tuple[int, str]]:
+    """(file, hunk number) -> (line in the patch, @@ header), with the -p1 file names patch prints."""
+    out, current, n = {}, "?", 0
+    for lineno, line in enumerate(patch_text.splitlines(), 1):
+        if line.startswith("+++ "):
+            current, n = _strip1(line[4:]), 0
+        elif line.startswith("@@ "):
+            n += 1
+            out[(current, n)] = (lineno, line.split(" @@")[0] + " @@")
+    return out
+
+
+def _file_before(lines: list[str], lineno: int) -> str:
+    """The file a patch's header names just before (1-based) lineno."""
+    for line in reversed(lines[:lineno]):
+        if line.startswith("+++ ") and not line.startswith("+++ /dev/null"):
+            return _strip1(line[4:])
+        if line.startswith("--- ") and not line.startswith("--- /dev/null"):
+            return _strip1(line[4:])
+    return "?"
+
+
+def _strip1(name: str) -> str:
+    name = name.split("\t")[0].strip()
+    return name.split("/", 1)[1] if "/" in name else name
 
 
 def _configure(spec: KernelSpec, tree: Path, log_path: Path, progress) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from . import cache, proc
-from .config import PROJECT_ROOT, ModuleSpec, with_overrides, Scenario
+from .config import PROJECT_ROOT, ModuleSpec, revalidated
 from .errors import InfraError
 from .kernel import MAKE_VARS, KernelBuild, build_env
 
@@ -41,7 +40,7 @@ def template_params(spec: ModuleSpec) -> dict:
 
 def validated(spec: ModuleSpec) -> ModuleSpec:
     """Re-validate through the config loader, so a ModuleSpec built in code obeys the YAML ranges too."""
-    return with_overrides(Scenario(), "module", **dataclasses.asdict(spec)).module
+    return revalidated(spec)
 
 
 def render(spec: ModuleSpec) -> dict[str, str]:

@@ -88,10 +88,20 @@ class PfnsBusy(Event):
 
 @dataclass(frozen=True)
 class KernelReport(Event):
-    """The first line of an oops, panic, BUG or WARNING."""
+    """An oops, panic, BUG or WARNING: from parse_line its first line; from ReportAssembler the whole report."""
     kind: str = field(init=False, default="kernel_report")
     report: str = ""            # "oops" | "panic" | "bug" | "warning"
-    text: str = ""
+    text: str = ""              # the report's lines, raw, joined by newlines
+    complete: bool = True       # False: cut short before its end (see ReportAssembler.flush)
+
+    @property
+    def title(self) -> str:
+        return next((l for l in self.text.splitlines() if "cut here" not in l), "")
+
+    @property
+    def fatal(self) -> bool:
+        """Whether the thread that hit it is dead: an oops, a panic, or `kernel BUG at` (which oopses)."""
+        return self.report in ("oops", "panic") or "kernel BUG at " in self.text
 
 
 @dataclass(frozen=True)
@@ -150,17 +160,41 @@ def parse_line(text: str, lineno: int = 0) -> Event | None:
     return None
 
 
+def record_sum(text: str) -> int:
+    """FNV-1a (32 bit) over the bytes of text: the module's record_sum()."""
+    h = 2166136261
+    for byte in text.encode("utf-8", "surrogateescape"):
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+# Record format 2 carries " sum=<8 hex>" after loop=N; format 1 (older modules) has none.
+RECORD_SUM = re.compile(r" sum=([0-9a-f]{8})(?= )")
+
+
+def _loop_record(rest: str, lineno: int, ts: float | None) -> LoopRecord | None:
+    """A loop record, or None when it is garbled or truncated: a bad record is never a record."""
+    if m := RECORD_SUM.search(rest):
+        rest = rest[:m.start()] + rest[m.end():]
+        if record_sum(rest) != int(m.group(1), 16):
+            return None
+    kv = _kv(rest)
+    outcome = kv["outcome"]
+    pa = tuple(_hex_or_none(t) for t in kv["pa"].split(","))
+    rec = LoopRecord(line=lineno, time=ts, loop=int(kv["loop"]), failed=int(kv["failed"]),
+                     calls_failed=int(kv["calls_failed"]), dur_us=int(kv["dur_us"]), outcome=outcome, pa=pa)
+    # What the module's records always satisfy; format 1 has no sum, so these catch most damage there.
+    consistent = (len(pa) == len(outcome) and not set(outcome) - set(".TLPF")
+                  and rec.failed == len(rec.failed_indices) and rec.calls_failed >= rec.failed
+                  and all((a is None) == (c in "PF") for a, c in zip(pa, outcome)))
+    return rec if consistent else None
+
+
 def _record(kind: str, rest: str, lineno: int, ts: float | None) -> Event | None:
     kv = _kv(rest)
     try:
         if kind == "loop":
-            outcome = kv["outcome"]
-            pa = tuple(_hex_or_none(t) for t in kv["pa"].split(","))
-            if len(pa) != len(outcome) or set(outcome) - set(".TLPF"):
-                return None          # a garbled or truncated record is not a record
-            return LoopRecord(line=lineno, time=ts, loop=int(kv["loop"]), failed=int(kv["failed"]),
-                              calls_failed=int(kv["calls_failed"]), dur_us=int(kv["dur_us"]),
-                              outcome=outcome, pa=pa)
+            return _loop_record(rest, lineno, ts)
         if kind == "start":
             return ModuleStart(line=lineno, time=ts, params={k: int(v) for k, v in kv.items()})
         if kind == "done":
@@ -176,3 +210,73 @@ def parse_lines(lines: Iterable[str]) -> Iterator[Event]:
     for n, text in enumerate(lines, 1):
         if (ev := parse_line(text, n)) is not None:
             yield ev
+
+
+# ---- whole kernel reports -----------------------------------------------------------------------
+
+# Every report the kernel ends with `---[ end trace <id> ]---` (oops, BUG, WARNING) or
+# `---[ end Kernel panic - not syncing: ... ]---` (panic). The line before the first one may be a
+# "cut here" banner ("8<--- cut here ---" on ARM, "------------[ cut here ]------------").
+REPORT_END = re.compile(r"---\[ end (?:trace|Kernel panic)")
+CUT_HERE = re.compile(r"cut here")
+
+
+class ReportAssembler:
+    """Groups console lines into whole kernel reports, from the first line to the end marker.
+
+    Pure: feed it lines, it returns each report once it is complete. Lines of another report that start
+    inside an open one (an oops after `kernel BUG at`, a panic on a fatal exception) belong to the open one.
+    """
+
+    def __init__(self, max_lines: int = 400):
+        self.max_lines = max_lines      # a report without an end marker must not grow forever
+        self._open: KernelReport | None = None
+        self._lines: list[str] = []
+        self._previous = ""
+
+    @property
+    def open(self) -> bool:
+        return self._open is not None
+
+    def feed(self, text: str, lineno: int = 0) -> KernelReport | None:
+        """Take one console line; return a report when this line completes one."""
+        text = text.rstrip("\r\n")
+        previous, self._previous = self._previous, text
+        if self._open is None:
+            ev = parse_line(text, lineno)
+            if not isinstance(ev, KernelReport):
+                return None
+            self._open = ev
+            self._lines = [previous, text] if CUT_HERE.search(previous) else [text]
+        else:
+            self._lines.append(text)
+        if REPORT_END.search(text):
+            return self._close(complete=True)
+        if len(self._lines) >= self.max_lines:
+            return self._close(complete=False)
+        return None
+
+    def flush(self, guest_stopped: bool = False) -> KernelReport | None:
+        """The open report, if any, when no more lines will come for it.
+
+        With `panic=-1` the kernel resets before it prints `---[ end Kernel panic`, so a panic whose guest
+        stopped is whole; anything else that ends without its marker was cut short.
+        """
+        if self._open is None:
+            return None
+        return self._close(complete=guest_stopped and self._open.report == "panic")
+
+    def _close(self, complete: bool) -> KernelReport:
+        first = self._open
+        self._open = None
+        text, self._lines = "\n".join(self._lines), []
+        return KernelReport(line=first.line, time=first.time, report=first.report, text=text, complete=complete)
+
+
+def kernel_reports(lines: Iterable[str]) -> list[KernelReport]:
+    """Every whole kernel report in a finished capture (a console.log, a dmesg)."""
+    asm = ReportAssembler()
+    out = [r for n, text in enumerate(lines, 1) if (r := asm.feed(text, n)) is not None]
+    if (last := asm.flush(guest_stopped=True)) is not None:
+        out.append(last)
+    return out

@@ -18,13 +18,14 @@ from typing import Callable
 
 import yaml
 
-from . import guest, image, kernel, module, parse
+from . import busy, guest, image, kernel, model, module, parse, trace, tracing
 from .boards.qemu import QemuBoard, QemuBoardConfig
 from .config import KernelSpec, Scenario, as_dict
 from .deadline import Deadline
-from .errors import InfraError
+from .errors import InfraError, InputError, from_os_error
 from .machine import QemuMachine
 from .results import JsonlWriter
+from .toolchain import require
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +51,14 @@ class RunSummary:
     first_loop: int = 0
     area: dict | None = None
     counters_delta: dict | None = None
-    kernel_reports: list = field(default_factory=list)
+    kernel_reports: list = field(default_factory=list)   # whole reports: report, title, fatal, complete, text
+    loops_unreadable: int = 0       # loops the module ran whose record failed its checks (console damage)
     error: str | None = None
     timings: dict = field(default_factory=dict)
     kernel_key: str | None = None
     module_key: str | None = None
+    busy: dict | None = None            # busy traces: call chains with counts, refusing functions (busy.py)
+    accounting: dict | None = None      # records vs sysfs vs trace (model.check_accounting)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -64,13 +68,17 @@ class RunSummary:
 
 def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, loops: int | None = None,
                 first_loop: int = 0, progress: Callable[[str], None] = lambda s: None) -> RunSummary:
-    """Run the scenario's loop once on one kernel variant; write the run folder; return its summary."""
+    """Run the scenario's loop once on one kernel variant; write the run folder; return its summary.
+
+    Infrastructure failures end the run in `infra`; bad input and interrupts are recorded, then raised."""
     folder.mkdir(parents=True, exist_ok=True)
     loops = scn.module.loops if loops is None else loops
     summary = RunSummary(RunState.INFRA, variant, loops, first_loop=first_loop)
-    (folder / "scenario.yaml").write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
     t0 = time.monotonic()
     try:
+        (folder / "scenario.yaml").write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
+        _check_space(folder, scn.workload.disk_mib + RUN_FOLDER_SLACK_MIB)
+        require("qemu", "dtc", "mkfs.ext4")      # before minutes of building, not after
         kb = kernel.build(spec, progress=progress)
         mb = module.build(scn.module, kb, progress=progress)
         summary.kernel_key, summary.module_key = kb.key, mb.key
@@ -81,18 +89,43 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
         imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder / "images")
         board = QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, folder))
         with board, JsonlWriter(folder / "loops.jsonl") as out:
-            _guest_session(scn, board, out, summary, loops, first_loop, progress)
-    except InfraError as e:
-        summary.state, summary.error = RunState.INFRA, str(e)
-        progress(f"infrastructure error: {e}")
+            _guest_session(scn, board, out, summary, loops, first_loop, folder, progress)
+        _analyse(scn, folder, summary)
+    except (InfraError, OSError) as e:
+        err = from_os_error(e, folder) if isinstance(e, OSError) else e
+        summary.state, summary.error = RunState.INFRA, str(err)
+        progress(f"infrastructure error: {err}")
+        if not isinstance(err, InfraError):
+            raise err from e
+    except InputError as e:
+        summary.error = f"input error: {e}"
+        raise
+    except KeyboardInterrupt:
+        summary.error = f"interrupted (Ctrl-C or SIGTERM) after {summary.loops_done} loops"
+        raise
     finally:
         summary.timings["total_s"] = round(time.monotonic() - t0, 1)
-        (folder / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
+        try:
+            (folder / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
+        except OSError as e:
+            progress(f"could not write {folder / 'summary.json'}: {from_os_error(e, folder)}")
     return summary
 
 
+# Beyond the ext4 disk image (sparse, but the workload fills it): initramfs, DTB, logs, results.
+RUN_FOLDER_SLACK_MIB = 64
+
+
+def _check_space(folder: Path, need_mib: int) -> None:
+    free_mib = shutil.disk_usage(folder).free // (1 << 20)
+    if free_mib < need_mib:
+        raise InfraError(f"{folder} has {free_mib} MiB free; a run needs about {need_mib} MiB (the guest disk "
+                         f"is workload.disk_mib MiB). Free some space, pass --out a folder on a larger disk, "
+                         f"or lower workload.disk_mib")
+
+
 def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary,
-                   loops: int, first_loop: int, progress) -> None:
+                   loops: int, first_loop: int, folder: Path, progress) -> None:
     t_boot = time.monotonic()
     progress(f"[{summary.variant}] booting")
     board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
@@ -103,56 +136,122 @@ def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: R
         board.run_script(guest.start_workload(scn.workload), Deadline(60)).check()
         time.sleep(scn.workload.warmup_s)
     before = guest.parse_counters(board.run_script(guest.READ_COUNTERS, Deadline(60)).check().output)
+    if scn.trace.enabled:
+        tracing.start(board, scn.trace.buffer_kib, scn.trace.page_dumps, Deadline(60, "trace set-up"))
     board.run(guest.insmod(scn.module, loops, first_loop), Deadline(60)).check()
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
+    progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
+             f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
     _collect(scn, board, out, summary, loops, progress)
     if board.running and summary.state in (RunState.PASS, RunState.REPRODUCED):
         after = guest.parse_counters(board.run_script(guest.READ_COUNTERS, Deadline(60)).check().output)
         summary.counters_delta = guest.counter_delta(before, after)
+        if scn.trace.enabled:
+            tracing.collect(board, folder, Deadline(600, "trace collection"))
         if scn.workload.profile != "none":
             board.run_script(guest.stop_workload(), Deadline(60))
         board.run(guest.RMMOD, Deadline(60))
 
 
+def _analyse(scn: Scenario, folder: Path, summary: RunSummary) -> None:
+    """After the guest is off: busy traces from the console and the trace (busy-traces.jsonl), and the
+    accounting identities. Only a run that finished its loops has the counters to compare."""
+    if summary.area is None or summary.counters_delta is None:
+        return
+    area = summary.area["name"]
+    failed_finish = None
+    if (folder / "trace.txt").exists():
+        a = busy.analyse(_lines(folder / "console.log"), _lines(folder / "trace.txt"), area)
+        with JsonlWriter(folder / "busy-traces.jsonl") as out:
+            for t in a.traces:
+                out.write(t.as_dict())
+        summary.busy = a.summary(summary.failed_chunks)
+        ring = trace.ring_stats((folder / "trace-stats.txt").read_text())
+        summary.busy["ring_lost_events"] = ring.get("overrun", 0) + ring.get("dropped events", 0)
+        failed_finish = a.failed_finish_events
+    summary.accounting = model.check_accounting(
+        summary.calls_failed, summary.counters_delta.get(f"cma/{area}/alloc_pages_fail"),
+        scn.module.chunk_kib * 1024 // model.PAGE_SIZE, failed_finish).as_dict()
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+# A kernel report whose end marker has not come after this long is kept as it is (cut short).
+REPORT_QUIET_S = 10
+# Loop progress is printed at most this often (and at the last loop).
+PROGRESS_EVERY_S = 5
+
+
 def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary, loops: int, progress) -> None:
-    """Read the console until the module is done, the kernel reports a crash, or progress stops."""
-    last_progress = time.monotonic()
+    """Read the console until the module is done, a fatal kernel report is whole, the guest stops, or
+    progress stops. A WARNING (or a BUG that did not oops) is kept whole and the loops go on: the run
+    still ends in `crash`, since the kernel said it is broken, but every loop it finishes is measured."""
+    reports = parse.ReportAssembler()
+    last_progress = last_line = last_print = time.monotonic()
     t_first = None
-    report_deadline = None
     for line in board.console_lines(tick=1.0):
         now = time.monotonic()
         if line is not None:
+            last_line = now
             ev = parse.parse_line(line)
             if isinstance(ev, parse.LoopRecord):
                 t_first = t_first or now
                 last_progress = now
                 _account(summary, ev)
                 out.write({"variant": summary.variant, **ev.as_dict()})
-                if summary.loops_done % 10 == 0 or summary.loops_done == loops:
-                    progress(f"[{summary.variant}] {summary.loops_done}/{loops} loops, {summary.failed_loops} failed")
+                if now - last_print >= PROGRESS_EVERY_S or summary.loops_done == loops:
+                    last_print = now
+                    progress(f"[{summary.variant}] {summary.loops_done}/{loops} loops, {summary.failed_loops} failed"
+                             + _run_time_left(summary.loops_done, loops, now - t_first))
             elif isinstance(ev, parse.AreaInfo):
                 summary.area = {"name": ev.name, "base": ev.base, "size": ev.size}
             elif isinstance(ev, parse.ModuleDone):
                 summary.state = RunState.REPRODUCED if summary.failed_loops else RunState.PASS
+                summary.loops_unreadable = max(0, ev.loops - summary.loops_done)
+                if summary.loops_unreadable:
+                    progress(f"[{summary.variant}] {summary.loops_unreadable} loop records arrived damaged and "
+                             f"were dropped (console noise)")
                 break
-            elif isinstance(ev, parse.KernelReport):
-                summary.kernel_reports.append({"report": ev.report, "text": ev.text})
-                summary.state = RunState.CRASH
-                # Keep reading: the whole report, up to its end marker or QEMU's exit, lands in console.log.
-                report_deadline = report_deadline or now + 10
-        if report_deadline and (now > report_deadline or (line and "---[ end " in line)):
-            break
-        if report_deadline is None and now - last_progress > scn.board.hang_timeout_s:
+            if (rep := reports.feed(line)) is not None and _keep_report(summary, rep, progress):
+                break           # the thread that runs the loops is dead: nothing more will come
+        elif reports.open and now - last_line > REPORT_QUIET_S:
+            if _keep_report(summary, reports.flush(), progress):
+                break
+        if not reports.open and now - last_progress > scn.board.hang_timeout_s:
             summary.state = RunState.HANG
-            summary.error = f"no loop record for {scn.board.hang_timeout_s} s"
+            summary.error = f"no loop record for {scn.board.hang_timeout_s} s (board.hang_timeout_s)"
+            progress(f"[{summary.variant}] hang: {summary.error}; saving the guest's state, then stopping it")
             _save_hang_state(board, summary)
             return
     else:
-        if summary.state not in (RunState.CRASH,):
-            summary.state = RunState.CRASH if summary.kernel_reports else RunState.INFRA
-            summary.error = summary.error or "the guest stopped before the module finished"
+        # The console ended: QEMU exited, because a panic reset the guest (panic=-1, -no-reboot) or it died.
+        if (rep := reports.flush(guest_stopped=True)) is not None:
+            _keep_report(summary, rep, progress)
+        if not summary.kernel_reports:
+            summary.state = RunState.INFRA
+            summary.error = f"QEMU stopped before the module finished ({board.exit_description()})"
+    if summary.kernel_reports:
+        summary.state = RunState.CRASH
     if t_first is not None and summary.loops_done > 1:
         summary.timings["loops_per_min"] = round(60 * (summary.loops_done - 1) / max(1e-6, time.monotonic() - t_first), 1)
+
+
+def _run_time_left(done: int, loops: int, seconds_since_first: float) -> str:
+    if done < 2 or done >= loops:
+        return ""
+    return f", about {(loops - done) * seconds_since_first / (done - 1):.0f} s left"
+
+
+def _keep_report(summary: RunSummary, rep: parse.KernelReport, progress) -> bool:
+    """Store a whole kernel report in the summary; True when it was fatal to the loop thread."""
+    summary.kernel_reports.append({"report": rep.report, "title": rep.title, "complete": rep.complete,
+                                   "fatal": rep.fatal, "line": rep.line, "text": rep.text})
+    progress(f"[{summary.variant}] kernel {rep.report}: {rep.title.strip()}")
+    if rep.fatal and not summary.error:
+        summary.error = f"kernel {rep.report}: {rep.title.strip()}"
+    return rep.fatal
 
 
 def _account(summary: RunSummary, rec: parse.LoopRecord) -> None:
@@ -167,9 +266,32 @@ def _account(summary: RunSummary, rec: parse.LoopRecord) -> None:
 
 
 def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
-    """Best effort: what the guest was doing when it stopped making progress."""
+    """Best effort, before the guest is stopped: blocked tasks and CPU backtraces (sysrq w and l, to the
+    console), load and processes (command channel); all saved in hang-state.txt."""
+    parts = []
     try:
-        res = board.run_script("echo w > /proc/sysrq-trigger 2>/dev/null; cat /proc/loadavg; ps", Deadline(20))
-        summary.error += "; guest state: " + res.output.strip().replace("\n", " | ")[:2000]
+        res = board.run_script("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; "
+                               "cat /proc/loadavg; ps", Deadline(20, "hang state"))
+        parts.append("$ cat /proc/loadavg; ps\n" + res.output)
     except InfraError as e:
-        summary.error += f"; the command channel did not answer either ({e})"
+        parts.append(f"the command channel did not answer either: {e}")
+    parts.append("console after sysrq w and l:\n" + "\n".join(_drain(board, 3)))
+    path = board.cfg.folder / "hang-state.txt"
+    path.write_text("\n\n".join(parts) + "\n")
+    summary.error += f"; guest state saved in {path.name}"
+    free_mib = shutil.disk_usage(board.cfg.folder).free >> 20
+    if free_mib < RUN_FOLDER_SLACK_MIB:
+        # QEMU's default werror=enospc pauses the guest when its disk image cannot grow: a "hang".
+        summary.error += (f"; the run folder's disk has {free_mib} MiB free: QEMU pauses a guest whose disk "
+                          f"image cannot grow, so free some space or pass --out a larger disk")
+
+
+def _drain(board: QemuBoard, seconds: float) -> list[str]:
+    """The console lines that arrive within `seconds` (the line generator itself never ends while QEMU runs)."""
+    deadline, lines = Deadline(seconds, "console drain"), []
+    for line in board.console_lines(tick=0.5):
+        if line is not None:
+            lines.append(line)
+        if deadline.expired:
+            break
+    return lines

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import abc
+import base64
 import enum
+import hashlib
+import shlex
 from typing import Iterator, Sequence
 
 from ..deadline import Deadline
+from ..errors import InfraError
 from ..shell import CommandResult
+
+# Files come back through the command channel in base64 pieces: byte-exact whatever the file holds,
+# and each answer stays small enough for the marker search on the channel.
+READ_PIECE = 256 * 1024
 
 
 class BoardState(enum.Enum):
@@ -36,6 +44,20 @@ class Board(abc.ABC):
     @abc.abstractmethod
     def run_script(self, script: str, deadline: Deadline) -> CommandResult:
         """Run a harness-written shell snippet in the guest."""
+
+    def read_file(self, path: str, deadline: Deadline) -> bytes:
+        """A guest file's bytes, over the command channel; the guest's sha256 of the file is checked."""
+        q = shlex.quote(path)
+        size_and_sum = self.run_script(f"wc -c < {q} && sha256sum {q}", deadline).check().output.split()
+        size, digest = int(size_and_sum[0]), size_and_sum[1]
+        data = bytearray()
+        for piece in range(-(-size // READ_PIECE)):
+            script = f"dd if={q} bs={READ_PIECE} skip={piece} count=1 2>/dev/null | base64"
+            data += base64.b64decode(self.run_script(script, deadline).check().output)
+        if hashlib.sha256(data).hexdigest() != digest:
+            raise InfraError(f"copying {path} from the guest: {len(data)} bytes arrived, {size} sent, "
+                             "and the sha256 differs")
+        return bytes(data)
 
     @abc.abstractmethod
     def power_off(self) -> None:

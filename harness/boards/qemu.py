@@ -3,10 +3,13 @@ teed to console.log as it arrives), command channel on a virtio console behind a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shlex
+import signal
 import socket
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,9 +159,28 @@ class QemuBoard(Board):
     def running(self) -> bool:
         return self._qemu is not None and self._qemu.isalive()
 
+    def exit_description(self, wait_s: float = 2.0) -> str:
+        """How QEMU ended, for messages: its console closes a moment before the process can be reaped."""
+        if self._qemu is None:
+            return "QEMU was not started"
+        deadline = Deadline(wait_s, "QEMU exit")
+        while self._qemu.isalive() and not deadline.expired:
+            time.sleep(0.05)
+        if self._qemu.isalive():
+            return "QEMU closed its console but is still running"
+        if self._qemu.signalstatus:
+            return f"QEMU was killed by signal {self._qemu.signalstatus}"
+        return f"QEMU exited with status {self._qemu.exitstatus}"
+
     # -- power off ------------------------------------------------------------------------------
 
     def power_off(self) -> None:
+        # A second Ctrl-C or SIGTERM must not cut the clean-up short and leave QEMU running: both wait
+        # (held, not lost) until QEMU is gone, then take effect.
+        with _signals_deferred():
+            self._power_off()
+
+    def _power_off(self) -> None:
         try:
             if self._qemu is not None:
                 if self._qemu.isalive():
@@ -175,3 +197,24 @@ class QemuBoard(Board):
                 self._log = None
             self._sockdir.cleanup()
             self.state = BoardState.OFF
+
+
+@contextlib.contextmanager
+def _signals_deferred() -> Iterator[None]:
+    """SIGINT and SIGTERM that arrive meanwhile are held, then re-raised once the block is done.
+
+    Handlers, not a signal mask: CPython runs handlers in the main thread whichever thread the OS picked,
+    and the console thread does not block anything."""
+    if threading.current_thread() is not threading.main_thread():
+        yield                      # only the main thread may set handlers; it gets the signals anyway
+        return
+    pending: list[int] = []
+    old = {sig: signal.signal(sig, lambda signum, frame: pending.append(signum))
+           for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+        if pending:
+            signal.raise_signal(pending[0])

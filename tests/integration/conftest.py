@@ -1,6 +1,8 @@
 """Integration tests: a real cross-compiled kernel, a real module, a real QEMU guest. Kernels are shared
 through the cache, so each is built once per machine whatever the number of tests."""
 
+from pathlib import Path
+
 import pytest
 
 from harness import config
@@ -27,3 +29,24 @@ def run_seed(seed, tmp_path_factory):
         return summary, folder
 
     return _run
+
+
+def _qemu_pids(folder) -> list[int]:
+    """QEMU processes started for a run or campaign folder (their command line names its images)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"qemu-system-arm") and any(str(folder).encode() in a for a in argv):
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="session")
+def qemu_pids():
+    """qemu_pids(folder) -> pids of the QEMUs whose command line names that folder (others' are left out)."""
+    return _qemu_pids

@@ -37,3 +37,10 @@ def test_undefined_template_variable_is_an_error(monkeypatch):
     monkeypatch.setattr(module, "template_params", lambda spec: {"module_name": "x"})
     with pytest.raises(jinja2.UndefinedError):
         module.render(ModuleSpec())
+
+
+def test_parameter_errors_name_the_key_and_board_rules_stay_with_the_scenario():
+    with pytest.raises(InputError, match=r"`module.chunks` = 65 is out of range; allowed: 1 to 64"):
+        module.render(dataclasses.replace(ModuleSpec(), chunks=65))
+    # module.cpu against board.cpus is the scenario's rule (config.check): a module alone renders any CPU.
+    assert "static int cpu = 5;" in module.render(ModuleSpec(cpu=5))["cma_harness.c"]

@@ -1,0 +1,209 @@
+"""Busy traces: each failed chunk joined to its cma_alloc() calls in the trace, what refused inside them
+and the page the kernel dumped; the distinct call chains with counts. Pure: events in, records out."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+from .pagedump import PageDump, parse_page_dumps
+from .parse import LoopRecord, parse_lines
+from .trace import LostEvents, TraceEvent, TraceItem, parse_trace
+
+# The cma_alloc() calls the module makes for one chunk, by the outcome it recorded (True = succeeded):
+# the first try, then with attribution a plain retry (T) and a retry after invalidate_bh_lrus() (L).
+CHUNK_CALLS = {".": (True,), "T": (False, True), "L": (False, False, True),
+               "P": (False, False, False), "F": (False,)}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A probed function that refused (a kretprobe whose filter kept it) and the chain that called it."""
+    function: str
+    ret: int | None
+    chain: tuple[str, ...]          # innermost first: the refusing function, its caller, ...
+    time: float
+
+
+@dataclass(frozen=True)
+class CmaCall:
+    """One cma_alloc() on the test area, from cma_alloc_start to cma_alloc_finish on one thread."""
+    pid: int
+    start: float
+    finish: float
+    ok: bool
+    busy_pfns: tuple[int, ...] = ()     # test_pages_isolated fin_pfn of each failed window: first busy page
+    refusals: tuple[Refusal, ...] = ()
+
+
+@dataclass(frozen=True)
+class BusyTrace:
+    """Why one chunk failed, as far as the trace and the console say."""
+    loop: int
+    chunk: int
+    cause: str                      # the module's attribution: T, L, P, or F (attribution off)
+    pa: int | None                  # where a retry placed the chunk (T, L), else None
+    failed_calls: int
+    refused_by: str | None          # the innermost function that refused, on the chosen chain
+    chain: tuple[str, ...]
+    refusals: dict = field(default_factory=dict)    # function -> refusals over the chunk's failed calls
+    pfn: int | None = None          # the first busy page of the first failed call
+    page: dict | None = None        # its dump_page(): refcount, flags, aops, ino
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def chain_of(ev: TraceEvent) -> tuple[str, ...]:
+    """The refusing function and its callers. A kretprobe's stack starts in the probe machinery (and on
+    ARM32 may stop at the return trampoline): cut it at the function or at the caller the return
+    address names; without a usable stack, the return address alone still names the caller."""
+    name = ev.func or ev.event
+    funcs = ev.functions
+    if name in funcs:
+        return funcs[funcs.index(name):]
+    caller = ev.caller
+    if caller and caller in funcs:
+        return (name,) + funcs[funcs.index(caller):]
+    return (name, caller) if caller else (name,)
+
+
+def cma_calls(items: Iterable[TraceItem], area: str) -> list[CmaCall]:
+    """The test area's cma_alloc() calls in trace order, each with the refusals and busy pages seen
+    on its thread between its start and finish events. A call cut by the end of the trace is dropped."""
+    calls: list[CmaCall] = []
+    open_calls: dict[int, dict] = {}
+    for ev in items:
+        if not isinstance(ev, TraceEvent):
+            continue
+        if ev.event == "cma_alloc_start" and ev.fields.get("name") == area:
+            open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": []}
+        elif (call := open_calls.get(ev.pid)) is None:
+            continue
+        elif ev.event == "cma_alloc_finish" and ev.fields.get("name") == area:
+            del open_calls[ev.pid]
+            calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=ev.ptr("page") not in (0, None),
+                                 busy_pfns=tuple(call["busy"]), refusals=tuple(call["refusals"])))
+        elif ev.event == "test_pages_isolated" and ev.fields.get("ret") == "fail":
+            call["busy"].append(ev.num("fin_pfn"))
+        elif ev.func:
+            call["refusals"].append(Refusal(ev.func, ev.num("ret"), chain_of(ev), ev.time))
+    return calls
+
+
+def failed_finish_events(items: Iterable[TraceItem], area: str) -> int:
+    """cma_alloc_finish events of the area with a NULL page (include/trace/events/cma.h: page is NULL
+    on failure; pfn is the last range tried)."""
+    return sum(1 for ev in items if isinstance(ev, TraceEvent) and ev.event == "cma_alloc_finish"
+               and ev.fields.get("name") == area and ev.ptr("page") == 0)
+
+
+def innermost(refusals: Sequence[Refusal]) -> list[Refusal]:
+    """The refusals nothing deeper refused under: a function on another refusal's chain (the
+    alloc_contig_range that gave up because try_to_free_buffers refused) only passed the refusal on."""
+    passed_on = {f for r in refusals for f in r.chain[1:]}
+    return [r for r in refusals if r.function not in passed_on]
+
+
+def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],
+         dumps: Sequence[PageDump] = ()) -> tuple[list[BusyTrace], dict[int, str]]:
+    """One BusyTrace per failed chunk of every loop whose calls the trace saw exactly as its record
+    says, and {loop: why not} for the others. A loop's calls are those that finished after the
+    previous record was printed and before its own (printk and trace share the local clock)."""
+    traces, unjoined = [], {}
+    previous = float("-inf")
+    for rec in sorted(records, key=lambda r: (r.time is None, r.time)):
+        if rec.time is None:
+            unjoined[rec.loop] = "the record has no printk timestamp"
+            continue
+        mine = [c for c in calls if previous < c.finish <= rec.time]
+        previous = rec.time
+        expected = [ok for c in rec.outcome for ok in CHUNK_CALLS[c]]
+        seen = [c.ok for c in mine]
+        if seen != expected:
+            unjoined[rec.loop] = (f"trace has {len(seen)} calls ({seen.count(False)} failed), the record "
+                                  f"implies {len(expected)} ({expected.count(False)} failed)")
+            continue
+        it = iter(mine)
+        for chunk, cause in enumerate(rec.outcome):
+            chunk_calls = [next(it) for _ in CHUNK_CALLS[cause]]
+            if cause != ".":
+                traces.append(_busy_trace(rec, chunk, cause, chunk_calls, dumps))
+    return traces, unjoined
+
+
+def _busy_trace(rec: LoopRecord, chunk: int, cause: str, chunk_calls: list[CmaCall],
+                dumps: Sequence[PageDump]) -> BusyTrace:
+    failed = [c for c in chunk_calls if not c.ok]
+    first = failed[0]
+    # The chain that refused most often in the first failed call, among its innermost refusals.
+    chains = Counter(r.chain for r in innermost(first.refusals))
+    chain = chains.most_common(1)[0][0] if chains else ()
+    pfn = first.busy_pfns[0] if first.busy_pfns else None
+    dump = _dump_for(first, pfn, dumps)
+    return BusyTrace(loop=rec.loop, chunk=chunk, cause=cause, pa=rec.pa[chunk], failed_calls=len(failed),
+                     refused_by=chain[0] if chain else None, chain=chain,
+                     refusals=dict(Counter(r.function for c in failed for r in c.refusals)),
+                     pfn=pfn, page=_page_fields(dump) if dump else None)
+
+
+def _dump_for(call: CmaCall, pfn: int | None, dumps: Sequence[PageDump]) -> PageDump | None:
+    """The page dump of the busy page printed during the call (the dump comes from the failed range)."""
+    during = [d for d in dumps if d.time is not None and call.start <= d.time <= call.finish]
+    return next((d for d in during if d.pfn == pfn), None)
+
+
+def _page_fields(d: PageDump) -> dict:
+    return {"pfn": d.pfn, "refcount": d.refcount, "mapcount": d.mapcount, "flags": list(d.flag_names),
+            "aops": d.aops, "ino": d.ino, "anon": d.anon, "cma": d.cma}
+
+
+def chain_counts(traces: Iterable[BusyTrace]) -> list[dict]:
+    """Distinct call chains over the busy traces, most frequent first."""
+    counts = Counter(t.chain for t in traces)
+    return [{"chain": list(chain), "count": n} for chain, n in counts.most_common()]
+
+
+@dataclass(frozen=True)
+class Analysis:
+    traces: list[BusyTrace]
+    unjoined: dict[int, str]         # loop -> why its chunks have no busy trace
+    failed_finish_events: int
+    lost_marks: int                  # `[LOST n EVENTS]` marks in the trace: its counts are then lower bounds
+
+    def summary(self, failed_chunks: int) -> dict:
+        """The figures a run summary keeps; failed_chunks comes from the module's records."""
+        with_ttfb = sum(1 for t in self.traces if "try_to_free_buffers" in t.chain)
+        return {"failed_chunks": failed_chunks, "traced": len(self.traces),
+                "with_try_to_free_buffers": with_ttfb,
+                "refused_by": dict(Counter(t.refused_by or "(nothing refused)" for t in self.traces).most_common()),
+                "chains": chain_counts(self.traces), "unjoined_loops": self.unjoined,
+                "failed_finish_events": self.failed_finish_events, "trace_lost_marks": self.lost_marks}
+
+
+def analyse(console: Sequence[str], trace_lines: Sequence[str], area: str) -> Analysis:
+    """A run's console (loop records, page dumps) and trace, joined into busy traces."""
+    records = [ev for ev in parse_lines(console) if isinstance(ev, LoopRecord)]
+    items = parse_trace(trace_lines)
+    traces, unjoined = join(records, cma_calls(items, area), list(parse_page_dumps(console)))
+    lost = sum(1 for ev in items if isinstance(ev, LostEvents))
+    return Analysis(traces, unjoined, failed_finish_events(items, area), lost)
+
+
+def describe(summary: dict, frames: int = 8) -> list[str]:
+    """Lines for a terminal: coverage, refusing functions and the top call chain of a run's busy traces."""
+    lines = [f"busy traces: {summary['traced']} of {summary['failed_chunks']} failed chunks, "
+             f"{summary['with_try_to_free_buffers']} through try_to_free_buffers; refused by: "
+             + (", ".join(f"{f} {n}" for f, n in summary["refused_by"].items()) or "none")]
+    if summary["chains"]:
+        top = summary["chains"][0]
+        chain = top["chain"][:frames] + (["..."] if len(top["chain"]) > frames else [])
+        lines.append(f"top chain ({top['count']} of {summary['traced']}): " + " <- ".join(chain or ["(no refusal traced)"]))
+    if summary["unjoined_loops"]:
+        lines.append(f"loops without busy traces: {len(summary['unjoined_loops'])} (see summary.json busy.unjoined_loops)")
+    if summary["trace_lost_marks"] or summary.get("ring_lost_events"):
+        lines.append(f"the trace lost events ({summary['trace_lost_marks']} LOST marks, "
+                     f"{summary.get('ring_lost_events', 0)} by the ring's counters): its counts are lower bounds")
+    return lines

@@ -1,0 +1,121 @@
+"""Campaign bookkeeping without QEMU: run lengths that top up to the next look, run names that never
+collide, the time-left line, and interrupt + resume giving the same loops as an uninterrupted campaign."""
+
+import json
+
+import pytest
+
+from harness import campaign, config
+from harness.campaign import Plan, next_run_name, run_length, time_left
+from harness.results import JsonlWriter
+from harness.run import RunState, RunSummary
+
+PLAN = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05)
+
+
+def test_run_length_tops_up_to_the_next_look():
+    assert [run_length(n, PLAN) for n in (0, 7, 10, 23, 29)] == [10, 3, 10, 7, 1]
+    assert run_length(0, Plan("a", "b", loops_per_run=20, budget=30)) == 20
+    assert run_length(20, Plan("a", "b", loops_per_run=20, budget=30)) == 10, "never past the budget"
+
+
+def test_run_names_count_past_every_folder_already_there(tmp_path):
+    runs = tmp_path / "runs"
+    assert next_run_name(runs, "stock") == "000-stock"
+    for name in ("000-stock", "001-stock", "002-reintroduce-2012"):
+        (runs / name).mkdir(parents=True)
+    assert next_run_name(runs, "stock#B") == "003-stock#B"
+
+
+def test_time_left_line():
+    assert time_left(0, 0, 100, 0, 0) == "campaign: baseline 0/100, patched 0/100 loops"
+    line = time_left(50, 50, 100, 100, 600)      # 100 loops in 10 min
+    assert "10 loops/min" in line and "at most 100 loops left, about 10 min" in line
+
+
+class FakeRuns:
+    """run_variant stand-in: writes `loops` records per boot; interrupts once after `cut` loops in boot `at`."""
+
+    def __init__(self, at=None, cut=0):
+        self.at, self.cut, self.boots = at, cut, 0
+
+    def __call__(self, scn, variant, spec, folder, *, loops, progress, **_):
+        folder.mkdir(parents=True)
+        boot, self.boots = self.boots, self.boots + 1
+        s = RunSummary(RunState.INFRA, variant, loops)
+        with JsonlWriter(folder / "loops.jsonl") as out:
+            for i in range(loops):
+                if boot == self.at and i == self.cut:
+                    s.error = "interrupted"
+                    (folder / "summary.json").write_text(json.dumps(s.as_dict()))
+                    raise KeyboardInterrupt
+                failed = variant == "reintroduce-2012" and i % 3 == 0
+                out.write({"variant": variant, "loop": i, "failed": int(failed), "outcome": "L." if failed else ".."})
+                s.loops_done += 1
+        s.state = RunState.PASS
+        (folder / "summary.json").write_text(json.dumps(s.as_dict()))
+        return s
+
+
+def _totals(result):
+    return {arm: v["loops"] for arm, v in result["variants"].items()}
+
+
+@pytest.mark.parametrize("at, cut", [(0, 0), (1, 4), (2, 9), (3, 1)])
+def test_interrupt_then_resume_measures_what_an_uninterrupted_campaign_does(tmp_path, monkeypatch, at, cut):
+    scn = config.load()
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    whole = campaign.run_ab(scn, PLAN, tmp_path / "whole")
+
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns(at=at, cut=cut))
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_ab(scn, PLAN, tmp_path / "cut")
+    resumed = campaign.run_ab(scn, PLAN, tmp_path / "cut")
+
+    assert _totals(resumed) == _totals(whole)
+    assert resumed["verdict"] == whole["verdict"]
+    looks = [json.loads(l)["loops_per_variant"] for l in (tmp_path / "cut" / "decisions.jsonl").read_text().splitlines()]
+    assert looks[-1] == [json.loads(l)["loops_per_variant"]
+                         for l in (tmp_path / "whole" / "decisions.jsonl").read_text().splitlines()][-1]
+    names = sorted(p.name for p in (tmp_path / "cut" / "runs").iterdir())
+    assert len(names) == len(set(n.split("-", 1)[0] for n in names)), "one number per run folder"
+
+
+def test_resuming_with_another_plan_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    campaign.run_ab(config.load(), PLAN, tmp_path)
+    with pytest.raises(campaign.InputError, match="different plan"):
+        campaign.run_ab(config.load(), Plan("reintroduce-2012", "stock", loops_per_run=5, budget=30), tmp_path)
+
+
+class FlakyRuns(FakeRuns):
+    """The first boots end in the given states with no loop measured; later boots measure normally."""
+
+    def __init__(self, *states):
+        super().__init__()
+        self.states = list(states)
+
+    def __call__(self, scn, variant, spec, folder, *, loops, progress, **_):
+        if self.states:
+            folder.mkdir(parents=True)
+            self.boots += 1
+            s = RunSummary(self.states.pop(0), variant, loops, error="QEMU exited with status 1")
+            (folder / "summary.json").write_text(json.dumps(s.as_dict()))
+            return s
+        return super().__call__(scn, variant, spec, folder, loops=loops, progress=progress)
+
+
+def test_infra_is_retried_and_a_test_result_is_not(tmp_path, monkeypatch):
+    monkeypatch.setattr(campaign, "run_variant", FlakyRuns(RunState.INFRA, RunState.INFRA))
+    result = campaign.run_ab(config.load(), PLAN, tmp_path / "infra")
+    assert [r["state"] for r in result["runs"]][:1] == ["pass"], "two infra attempts, then the run that counts"
+    assert sorted(p.name for p in (tmp_path / "infra" / "runs").iterdir())[:3] == [
+        "000-reintroduce-2012", "001-reintroduce-2012", "002-reintroduce-2012"]
+
+    monkeypatch.setattr(campaign, "run_variant", FlakyRuns(RunState.CRASH))
+    result = campaign.run_ab(config.load(), PLAN, tmp_path / "crash")
+    assert [r["state"] for r in result["runs"]] == ["crash"], "a crash is a result: not retried, and it stops"
+
+    monkeypatch.setattr(campaign, "run_variant", FlakyRuns(*[RunState.INFRA] * 3))
+    with pytest.raises(campaign.InfraError, match="3 attempts failed on infrastructure; last: QEMU exited"):
+        campaign.run_ab(config.load(), PLAN, tmp_path / "broken")
