@@ -10,7 +10,7 @@ from typing import Iterable, Sequence
 
 from .pagedump import PageDump, parse_page_dumps
 from .parse import LoopRecord, parse_lines
-from .trace import LostEvents, TraceEvent, TraceItem, parse_trace
+from .trace import LostEvents, TraceEvent, TraceItem, function_of, parse_trace
 
 # The cma_alloc() calls the module makes for one chunk, by the outcome it recorded (True = succeeded):
 # the first try, then with attribution a plain retry (T) and a retry after invalidate_bh_lrus() (L).
@@ -56,40 +56,48 @@ class BusyTrace:
         return dataclasses.asdict(self)
 
 
-def chain_of(ev: TraceEvent) -> tuple[str, ...]:
-    """The refusing function and its callers. A kretprobe's stack starts in the probe machinery (and on
-    ARM32 may stop at the return trampoline): cut it at the function or at the caller the return
-    address names; without a usable stack, the return address alone still names the caller."""
-    name = ev.func or ev.event
-    funcs = ev.functions
-    if name in funcs:
-        return funcs[funcs.index(name):]
-    caller = ev.caller
-    if caller and caller in funcs:
-        return (name,) + funcs[funcs.index(caller):]
-    return (name, caller) if caller else (name,)
+def chain_of(ret: TraceEvent, entry: TraceEvent | None = None) -> tuple[str, ...]:
+    """The refusing function (a kretprobe) and the chain that called it.
+
+    The kretprobe's return address names the caller. `entry` is the latest entry-probe event on the
+    same thread; when the caller is on its stack, the refusal happened under it, and its stack (cut at
+    the probed function: it starts in the probe's exception path, do_undefinstr ...) is the chain. The
+    caller may sit one frame above the entry's function: filemap_release_folio ends in a tail call to
+    try_to_free_buffers, which then returns straight into migrate_pages_batch."""
+    fallback = (ret.func,) + ((ret.caller,) if ret.caller else ())
+    if entry is None or not entry.site:
+        return fallback
+    stack, probed = entry.functions, function_of(entry.site)
+    if probed not in stack or ret.caller not in stack[stack.index(probed):]:
+        return fallback
+    return (ret.func,) + stack[stack.index(probed):]
 
 
 def cma_calls(items: Iterable[TraceItem], area: str) -> list[CmaCall]:
     """The test area's cma_alloc() calls in trace order, each with the refusals and busy pages seen
-    on its thread between its start and finish events. A call cut by the end of the trace is dropped."""
+    on its thread between its start and finish events. A call cut by the end of the trace, or whose
+    finish event is unreadable, is dropped: its loop then fails to join, and says so."""
     calls: list[CmaCall] = []
     open_calls: dict[int, dict] = {}
     for ev in items:
         if not isinstance(ev, TraceEvent):
             continue
         if ev.event == "cma_alloc_start" and ev.fields.get("name") == area:
-            open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": []}
+            open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": [], "entry": None}
         elif (call := open_calls.get(ev.pid)) is None:
             continue
         elif ev.event == "cma_alloc_finish" and ev.fields.get("name") == area:
             del open_calls[ev.pid]
-            calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=ev.ptr("page") not in (0, None),
-                                 busy_pfns=tuple(call["busy"]), refusals=tuple(call["refusals"])))
+            if (page := ev.ptr("page")) is not None:    # an unreadable page says neither ok nor failed
+                calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=page != 0,
+                                     busy_pfns=tuple(call["busy"]), refusals=tuple(call["refusals"])))
         elif ev.event == "test_pages_isolated" and ev.fields.get("ret") == "fail":
-            call["busy"].append(ev.num("fin_pfn"))
+            if (pfn := ev.num("fin_pfn")) is not None:
+                call["busy"].append(pfn)
         elif ev.func:
-            call["refusals"].append(Refusal(ev.func, ev.num("ret"), chain_of(ev), ev.time))
+            call["refusals"].append(Refusal(ev.func, ev.num("ret"), chain_of(ev, call["entry"]), ev.time))
+        elif ev.site and ev.stack:
+            call["entry"] = ev
     return calls
 
 
@@ -168,6 +176,7 @@ def chain_counts(traces: Iterable[BusyTrace]) -> list[dict]:
 
 @dataclass(frozen=True)
 class Analysis:
+    """A run's busy traces, the loops that have none, and the trace's own figures."""
     traces: list[BusyTrace]
     unjoined: dict[int, str]         # loop -> why its chunks have no busy trace
     failed_finish_events: int

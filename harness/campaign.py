@@ -21,8 +21,8 @@ from .run import RunState, RunSummary, run_variant
 class Plan:
     baseline: str
     patched: str
-    loops_per_run: int = 50
-    budget: int = 400            # loops per variant at most
+    loops_per_run: int = 100
+    budget: int = 600            # loops per variant at most
     alpha: float = 0.001
     infra_retries: int = 2       # an infrastructure failure is retried; a test result never is
 
@@ -89,7 +89,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     metric = "lru" if scn.module.attribution else "failed"
     st = CampaignState.load(folder, plan)
     if st.runs:
-        progress(f"resuming: {st.done(plan.baseline)} baseline and {st.done(plan.patched)} patched loops already measured")
+        progress(f"resuming: {st.done(plan.baseline)} baseline and {_done_patched(st, plan)} patched loops already measured")
     started = time.monotonic()
     session_loops = 0
     decision = None
@@ -153,6 +153,8 @@ def time_left(na: int, nb: int, budget: int, session_loops: int, seconds: float)
 
 
 def _minutes(minutes: float) -> str:
+    if minutes < 1:
+        return f"{60 * minutes:.0f} s"
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 

@@ -86,8 +86,7 @@ def cmd_ab(args) -> int:
     try:
         result = run_ab(scn, plan, folder, progress=_progress)
     except KeyboardInterrupt:
-        print(f"cma-harness: interrupted; every finished loop is kept. Resume with the same command and "
-              f"--out {folder}", file=sys.stderr)
+        print(f"cma-harness: to resume, run the same command with --out {folder}", file=sys.stderr)
         raise
     page = _report(folder)
     print(format_ab(result, folder))
@@ -174,8 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
     p.add_argument("--baseline", default="reintroduce-2012", help="variant expected to fail (default: reintroduce-2012)")
     p.add_argument("--patched", default="stock", help="variant under test (default: stock)")
-    p.add_argument("--loops-per-run", type=int, default=50, help="loops per guest boot (default 50)")
-    p.add_argument("--budget", type=int, default=400, help="loops per variant at most (default 400)")
+    p.add_argument("--loops-per-run", type=int, default=100, help="loops per guest boot (default 100)")
+    p.add_argument("--budget", type=int, default=600, help="loops per variant at most (default 600)")
     p.add_argument("--alpha", type=float, default=0.001, help="false-verdict rate of the whole campaign (default 0.001)")
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
     p.add_argument("--expect", default="fixed", choices=["fixed", "not-fixed", "regression", "inconclusive"],
@@ -219,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cma-harness: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
-        print("cma-harness: interrupted; every finished loop is in the run folder's loops.jsonl", file=sys.stderr)
+        print("cma-harness: interrupted; QEMU is stopped and every finished loop is in loops.jsonl", file=sys.stderr)
         return 130
 
 

@@ -75,8 +75,11 @@ class WorkloadSpec:
     # Metadata scan: workers that stat every file of a tree of tree_files small files made on the host.
     scan_workers: int = field(default=2, metadata=_range(0, 8))
     tree_files: int = field(default=1000, metadata=_range(0, 200_000))
-    # ext4 block size: 1024 (mkfs's own choice for a small disk) puts four buffer heads on each page.
-    block_size: int = field(default=1024, metadata={"choices_int": (1024, 2048, 4096)})
+    # Pause between a worker's rounds, ms: bursts of I/O with idle gaps, so LRU pins outlive a burst.
+    idle_ms: int = field(default=0, metadata=_range(0, 60_000))
+    # ext4 block size. 4096: one buffer head per page, so a page is busy only for its own buffer's sake;
+    # with 1024, four buffers share a page and a dirty or locked neighbour blurs the attribution.
+    block_size: int = field(default=4096, metadata={"choices_int": (1024, 2048, 4096)})
     # Page-cache fill: a file of this size written and read back in a loop, so movable pages enter CMA.
     fill_mib: int = field(default=96, metadata=_range(0, 2048))
     # Seconds the workload runs before the test loop starts, so the page cache is full at loop 0.

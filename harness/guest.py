@@ -17,7 +17,7 @@ def mount_disk() -> str:
 
 def start_workload(w: WorkloadSpec) -> str:
     return shlex.join([GUEST_WORKLOAD, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
-                       str(w.scan_workers), str(w.fill_mib)])
+                       str(w.scan_workers), str(w.fill_mib), str(w.idle_ms)])
 
 
 def stop_workload() -> str:

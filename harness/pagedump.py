@@ -25,8 +25,9 @@ _HEX = r"(?:0x[0-9a-f]+|0)"
 PAGE = re.compile(rf"page:(?P<page>\S+) refcount:(?P<refcount>-?\d+) mapcount:(?P<mapcount>-?\d+) "
                   rf"mapping:(?P<mapping>\S+) index:(?P<index>{_HEX}) pfn:(?P<pfn>{_HEX})\s*$")
 HEAD = re.compile(r"head:\S+ order:(?P<order>\d+) ")
-AOPS = re.compile(r"aops:(?P<aops>\S+)(?: ino:(?P<ino>[0-9a-f]+))?")
-FLAGS = re.compile(rf"^(?:(?P<type>anon|ksm) )?flags: (?P<value>{_HEX})\((?P<names>[^()]*)\)(?P<cma> CMA)?\s*$")
+# Symbols and flag names are plain identifiers: a line with anything else in them is garbled, and skipped.
+AOPS = re.compile(r"^aops:(?P<aops>[\w.$]+)(?: ino:(?P<ino>[0-9a-f]+))?(?:\s|$)")
+FLAGS = re.compile(rf"^(?:(?P<type>anon|ksm) )?flags: (?P<value>{_HEX})\((?P<names>[\w=|]*)\)(?P<cma> CMA)?\s*$")
 REASON = re.compile(r"^page dumped because: (?P<reason>.*?)\s*$")
 
 

@@ -241,6 +241,8 @@ class ReportAssembler:
     def feed(self, text: str, lineno: int = 0) -> KernelReport | None:
         """Take one console line; return a report when this line completes one."""
         text = text.rstrip("\r\n")
+        if not text:
+            return None     # QEMU writes "\r\r\n": splitlines() on a saved console.log yields empty lines
         previous, self._previous = self._previous, text
         if self._open is None:
             ev = parse_line(text, lineno)

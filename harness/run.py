@@ -59,6 +59,7 @@ class RunSummary:
     module_key: str | None = None
     busy: dict | None = None            # busy traces: call chains with counts, refusing functions (busy.py)
     accounting: dict | None = None      # records vs sysfs vs trace (model.check_accounting)
+    trace_error: str | None = None      # why a run with tracing on has no trace.txt
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -147,10 +148,21 @@ def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: R
         after = guest.parse_counters(board.run_script(guest.READ_COUNTERS, Deadline(60)).check().output)
         summary.counters_delta = guest.counter_delta(before, after)
         if scn.trace.enabled:
-            tracing.collect(board, folder, Deadline(600, "trace collection"))
+            _collect_trace(board, folder, summary, progress)
         if scn.workload.profile != "none":
             board.run_script(guest.stop_workload(), Deadline(60))
         board.run(guest.RMMOD, Deadline(60))
+
+
+def _collect_trace(board: QemuBoard, folder: Path, summary: RunSummary, progress) -> None:
+    """The loops are measured by now: a trace that does not come back costs the busy traces, not the run."""
+    t0 = time.monotonic()
+    try:
+        tracing.collect(board, folder, Deadline(600, "trace collection"))
+    except InfraError as e:
+        summary.trace_error = f"the trace did not come back from the guest: {e}"
+        progress(f"[{summary.variant}] {summary.trace_error}")
+    summary.timings["trace_collect_s"] = round(time.monotonic() - t0, 1)
 
 
 def _analyse(scn: Scenario, folder: Path, summary: RunSummary) -> None:
@@ -191,11 +203,12 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
     reports = parse.ReportAssembler()
     last_progress = last_line = last_print = time.monotonic()
     t_first = None
+    lineno = 0                  # the line's number in console.log: the queue holds every line since boot
     for line in board.console_lines(tick=1.0):
         now = time.monotonic()
         if line is not None:
-            last_line = now
-            ev = parse.parse_line(line)
+            last_line, lineno = now, lineno + 1
+            ev = parse.parse_line(line, lineno)
             if isinstance(ev, parse.LoopRecord):
                 t_first = t_first or now
                 last_progress = now
@@ -214,7 +227,7 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
                     progress(f"[{summary.variant}] {summary.loops_unreadable} loop records arrived damaged and "
                              f"were dropped (console noise)")
                 break
-            if (rep := reports.feed(line)) is not None and _keep_report(summary, rep, progress):
+            if (rep := reports.feed(line, lineno)) is not None and _keep_report(summary, rep, progress):
                 break           # the thread that runs the loops is dead: nothing more will come
         elif reports.open and now - last_line > REPORT_QUIET_S:
             if _keep_report(summary, reports.flush(), progress):
@@ -265,17 +278,27 @@ def _account(summary: RunSummary, rec: parse.LoopRecord) -> None:
                 summary.causes[c] = summary.causes.get(c, 0) + 1
 
 
+# Load, processes, and the kernel stack of every blocked (D) or running (R) task; sysrq w/l as well where
+# the kernel has CONFIG_MAGIC_SYSRQ (the harness's fragments leave it out; /proc/PID/stack needs STACKTRACE).
+HANG_STATE_SCRIPT = r"""
+cat /proc/loadavg; ps
+for p in /proc/[0-9]*; do
+    read -r pid comm state rest < "$p/stat" 2>/dev/null || continue
+    case "$state" in D|R) echo "== $pid $comm state=$state wchan=$(cat "$p/wchan" 2>/dev/null)"; cat "$p/stack" 2>/dev/null;; esac
+done
+if [ -w /proc/sysrq-trigger ]; then echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; fi
+"""
+
+
 def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
-    """Best effort, before the guest is stopped: blocked tasks and CPU backtraces (sysrq w and l, to the
-    console), load and processes (command channel); all saved in hang-state.txt."""
+    """Best effort, before the guest is stopped: what every task is doing, from the command channel and
+    the console, saved in hang-state.txt."""
     parts = []
     try:
-        res = board.run_script("echo w > /proc/sysrq-trigger; echo l > /proc/sysrq-trigger; "
-                               "cat /proc/loadavg; ps", Deadline(20, "hang state"))
-        parts.append("$ cat /proc/loadavg; ps\n" + res.output)
+        parts.append(board.run_script(HANG_STATE_SCRIPT, Deadline(20, "hang state")).output)
     except InfraError as e:
         parts.append(f"the command channel did not answer either: {e}")
-    parts.append("console after sysrq w and l:\n" + "\n".join(_drain(board, 3)))
+    parts.append("console meanwhile:\n" + "\n".join(_drain(board, 3)))
     path = board.cfg.folder / "hang-state.txt"
     path.write_text("\n\n".join(parts) + "\n")
     summary.error += f"; guest state saved in {path.name}"

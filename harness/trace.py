@@ -21,7 +21,10 @@ HEADER = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?
                     r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s(?P<rest>.*)$")
 EVENT = re.compile(r"^(?P<event>[\w.-]+):\s?(?P<body>.*)$")
 PROBE_SITE = re.compile(r"^\((?P<site>[^()<\s]+)(?: <- (?P<func>[^()\s]+))?\)\s?")
-FRAME = re.compile(r"^ => (?P<frame>[A-Za-z_.$][\w.$]*(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)(?: \[(?P<module>[\w-]+)\])?\s*$")
+# trace_seq_print_sym: a symbol (with +off/size under sym-offset), a raw address where kallsyms has
+# none, or `[unknown/kretprobe'd]` for a return address a kretprobe replaced (the unwinder stops there).
+FRAME = re.compile(r"^ => (?P<frame>\[unknown/kretprobe'd\]|0x[0-9a-f]+|[A-Za-z_.$][\w.$]*(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)"
+                   r"(?: \[(?P<module>[\w-]+)\])?\s*$")
 LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]")
 FIELD = re.compile(r"(?P<key>[\w.]+)=(?P<value>\S*)")
 

@@ -27,34 +27,41 @@ ONLY_LOOP_THREAD = f'comm ~ "{LOOP_COMM_GLOB}"'
 
 @dataclass(frozen=True)
 class Probe:
-    """A kretprobe event that records a refusal: `filter` keeps only the failing returns."""
+    """A kprobe event: kind "r" (kretprobe) records the function's refusals, kind "p" (entry) its call
+    chain. `condition` keeps the interesting hits; only the loop thread's are ever recorded."""
     name: str
+    kind: str
     symbol: str
-    fetch: str          # fetch-args of the return value, typed as the C function returns it
-    refused: str        # filter expression true when the function refused
-    stack: bool         # a stacktrace trigger on the refusals: the call chain that led there
+    fetch: str
+    condition: str = ""
+    stack: bool = False
 
     def definition(self) -> str:
-        return f"r:{GROUP}/{self.name} {self.symbol} {self.fetch}"
+        return f"{self.kind}:{GROUP}/{self.name} {self.symbol} {self.fetch}"
 
     @property
     def filter(self) -> str:
-        return f"{self.refused} && {ONLY_LOOP_THREAD}"
+        return f"{self.condition} && {ONLY_LOOP_THREAD}" if self.condition else ONLY_LOOP_THREAD
 
 
+# No kretprobe may sit on a function of the chain above try_to_free_buffers: it replaces the return
+# address with __kretprobe_trampoline, and the ARM32 unwinder (CONFIG_ARM_UNWIND) stops there
+# (`[unknown/kretprobe'd]`), for the trace's stacks and the console's backtraces alike. A stack taken
+# in a kretprobe handler stops at the trampoline too. So the chain comes from an entry probe on the
+# caller, the refusal from a kretprobe on the callee, and busy.py pairs them.
 PROBES = (
-    # The 2012 refusal: drop_buffers() found a busy buffer_head (b_count pinned by a bh LRU slot).
-    Probe("try_to_free_buffers", "try_to_free_buffers", "ret=$retval:u8", "ret == 0", stack=True),
-    # Its caller; the kretprobe's own caller address tells migration (fallback_migrate_folio, inlined
-    # into move_to_new_folio) from reclaim (shrink_folio_list), even where a stack is cut short.
-    Probe("filemap_release_folio", "filemap_release_folio", "ret=$retval:u8", "ret == 0", stack=False),
+    # The 2012 refusal: drop_buffers() found a busy buffer_head (b_count pinned by a bh LRU slot), or the
+    # folio is under writeback.
+    Probe("try_to_free_buffers", "r", "try_to_free_buffers", "ret=$retval:u8", "ret == 0"),
+    # The chain that led to it, at the entry of its caller: one stack per release attempt of the loop
+    # thread (migration and reclaim_clean_pages_from_list), a few per chunk.
+    Probe("filemap_release_folio_entry", "p", "filemap_release_folio", "folio=%r0:x32", stack=True),
     # 6.1's block-device path (defence 3) and ext4's data pages: -EAGAIN (-11) when buffers stay busy.
-    Probe("buffer_migrate_folio_norefs", "buffer_migrate_folio_norefs", "ret=$retval:s32", "ret != 0", stack=False),
-    Probe("__buffer_migrate_folio", "__buffer_migrate_folio", "ret=$retval:s32", "ret != 0", stack=True),
+    # Their return addresses name the caller; they are not on the chain above, so they cut no stack.
+    Probe("buffer_migrate_folio_norefs", "r", "buffer_migrate_folio_norefs", "ret=$retval:s32", "ret != 0"),
+    Probe("__buffer_migrate_folio", "r", "__buffer_migrate_folio", "ret=$retval:s32", "ret != 0"),
     # Any other mapping whose page has an unexpected reference count: -EAGAIN.
-    Probe("folio_migrate_mapping", "folio_migrate_mapping", "ret=$retval:s32", "ret != 0", stack=True),
-    # The whole range: -EBUSY (-16) after five migrate_pages() passes left pages behind.
-    Probe("alloc_contig_range", "alloc_contig_range", "ret=$retval:s32", "ret != 0", stack=True),
+    Probe("folio_migrate_mapping", "r", "folio_migrate_mapping", "ret=$retval:s32", "ret != 0"),
 )
 
 # Static trace events: (path under events/, filter). cma events are few and name their area, so all
@@ -62,12 +69,14 @@ PROBES = (
 STATIC_EVENTS = (
     ("cma", ""),                                    # cma_alloc_start/finish/busy_retry, cma_release
     ("migrate/mm_migrate_pages", ONLY_LOOP_THREAD),  # succeeded/failed per migrate_pages() pass
-    ("page_isolation/test_pages_isolated", ONLY_LOOP_THREAD),  # fin_pfn: the first busy page
+    # alloc_contig_range's verdict on each window without a kretprobe on it: ret=fail, and fin_pfn is
+    # the first page still busy.
+    ("page_isolation/test_pages_isolated", ONLY_LOOP_THREAD),
 )
 
 # Dynamic debug: alloc_contig_dump_pages() (inlined, but its descriptor keeps the function name)
 # dump_page()s every page left behind by a failed range, to the console: refcount, flags, aops, ino.
-PAGE_DUMPS = "func alloc_contig_dump_pages +p"
+PAGE_DUMPS = "func alloc_contig_dump_pages"
 
 
 def _write(value: str, path: str) -> str:
@@ -82,16 +91,17 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
         f"echo 0 > {t}/tracing_on",
         f"echo > {t}/trace",
         f"echo {buffer_kib} > {t}/buffer_size_kb",
-        # Raw pointers: cma_alloc_finish's page is NULL on failure, and a raw page pointer maps to a pfn.
-        f"echo 0 > {t}/options/hash-ptr",
         f"echo 1 > {t}/options/sym-offset",
         f"echo > {t}/kprobe_events",
+        # Optimized kprobes jump to a detour buffer without unwind tables, where a stack trace stops;
+        # the breakpoint path unwinds through the exception into the probed function's callers.
+        "echo 0 > /proc/sys/debug/kprobes-optimization",
     ]
     for p in PROBES:
         ev = f"{t}/events/{GROUP}/{p.name}"
         lines.append(f"echo {shlex.quote(p.definition())} >> {t}/kprobe_events")
         lines.append(_write(p.filter, f"{ev}/filter"))
-        if p.stack:
+        if p.stack:     # a trigger runs before the event's filter: it needs the filter too
             lines.append(_write(f"stacktrace if {p.filter}", f"{ev}/trigger"))
         lines.append(f"echo 1 > {ev}/enable")
     for path, flt in STATIC_EVENTS:
@@ -99,7 +109,7 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
             lines.append(_write(flt, f"{t}/events/{path}/filter"))
         lines.append(f"echo 1 > {t}/events/{path}/enable")
     if page_dumps:
-        lines.append(_write(PAGE_DUMPS, "/proc/dynamic_debug/control"))
+        lines.append(_write(f"{PAGE_DUMPS} +p", "/proc/dynamic_debug/control"))
     lines += [
         f"echo 1 > {t}/tracing_on",
         f"cat {t}/trace_pipe > {TRACE_FILE} 2>/dev/null &",
@@ -113,13 +123,14 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
 # Tracing off, a second for the reader to drain what is left, then the reader stops: trace_pipe
 # consumes what it reads, so nothing is read twice and nothing still in the ring is lost.
 STOP_SCRIPT = (
-    f"echo 0 > {TRACEFS}/tracing_on; echo 'func alloc_contig_dump_pages -p' > /proc/dynamic_debug/control; "
+    f"echo 0 > {TRACEFS}/tracing_on; {_write(f'{PAGE_DUMPS} -p', '/proc/dynamic_debug/control')}; "
     f"sleep 1; kill $(cat {READER_PID}) 2>/dev/null; "
     f"for f in {TRACEFS}/per_cpu/cpu*/stats; do echo \"== $f\"; cat $f; done"
 )
 
 
 def start(board: Board, buffer_kib: int, page_dumps: bool, deadline: Deadline) -> None:
+    """Set tracing up in the guest and start the reader (before the test module is loaded)."""
     board.run_script(setup_script(buffer_kib, page_dumps), deadline).check()
 
 

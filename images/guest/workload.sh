@@ -1,6 +1,6 @@
 #!/bin/sh
 # Filesystem workload for the CMA loop, on the guest's ext4 disk.
-#   workload.sh start MNT CHURN_WORKERS FILES_PER_ROUND SCAN_WORKERS FILL_MIB   (returns at once)
+#   workload.sh start MNT CHURN_WORKERS FILES_PER_ROUND SCAN_WORKERS FILL_MIB IDLE_MS   (returns at once)
 #   workload.sh stop
 # Metadata churn, one worker per CPU, pinned: create, list and delete many small files. Every inode,
 # bitmap and directory block it touches is a block-device page with buffers that passes through that
@@ -9,6 +9,14 @@
 # allocations (page cache, block-device pages) spill into the CMA areas.
 set -u
 pids=/tmp/workload.pids
+
+# Activity comes in bursts, as from a phone's adb push/pull: between rounds a worker sleeps, and the
+# last 16 buffer heads it looked up stay pinned in its CPU's bh LRU for the whole pause (the report:
+# "unless the buffer gets evicted quickly the page can remain non-migratible for long periods").
+pause() {
+    [ "$1" -gt 0 ] && usleep $(($1 * 1000))
+    return 0
+}
 
 churn() {
     d=$1/churn.$3
@@ -21,6 +29,7 @@ churn() {
         done
         ls -l "$d" > /dev/null
         rm -rf "$d"
+        pause "$4"
     done
 }
 
@@ -29,9 +38,13 @@ churn() {
 # blocks (sb_getblk -> __find_get_block -> bh_lru_install), which stay clean: pins with b_count 1,
 # exactly the 2012 report's buffers, not dirty ones that would also need writeback to migrate.
 scan() {
+    # Writing 4 first silences the kernel's "drop_caches: 3" line (fs/drop_caches.c): at one line per
+    # round it would flood the serial console, which stalls the guest CPU that writes it.
+    echo 4 > /proc/sys/vm/drop_caches
     while :; do
         echo 3 > /proc/sys/vm/drop_caches
         ls -lR "$1/tree" > /dev/null 2>&1
+        pause "$2"
     done
 }
 
@@ -46,18 +59,18 @@ fill() {
 
 case $1 in
 start)
-    mnt=$2 workers=$3 files=$4 scanners=$5 fill_mib=$6
+    mnt=$2 workers=$3 files=$4 scanners=$5 fill_mib=$6 idle_ms=$7
     cpus=$(grep -c ^processor /proc/cpuinfo)
     : > $pids
     w=0
     while [ "$w" -lt "$workers" ]; do
-        taskset -c $((w % cpus)) sh "$0" churn "$mnt" "$files" "$w" > /dev/null 2>&1 &
+        taskset -c $((w % cpus)) sh "$0" churn "$mnt" "$files" "$w" "$idle_ms" > /dev/null 2>&1 &
         echo $! >> $pids
         w=$((w + 1))
     done
     w=0
     while [ "$w" -lt "$scanners" ]; do
-        taskset -c $((w % cpus)) sh "$0" scan "$mnt" > /dev/null 2>&1 &
+        taskset -c $((w % cpus)) sh "$0" scan "$mnt" "$idle_ms" > /dev/null 2>&1 &
         echo $! >> $pids
         w=$((w + 1))
     done
@@ -73,8 +86,8 @@ stop)
     sleep 1
     echo "workload stopped"
     ;;
-churn) churn "$2" "$3" "$4" ;;
-scan) scan "$2" ;;
+churn) churn "$2" "$3" "$4" "$5" ;;
+scan) scan "$2" "$3" ;;
 fill) fill "$2" "$3" ;;
-*) echo "usage: $0 start MNT CHURN_WORKERS FILES SCAN_WORKERS FILL_MIB | stop" >&2; exit 2 ;;
+*) echo "usage: $0 start MNT CHURN_WORKERS FILES SCAN_WORKERS FILL_MIB IDLE_MS | stop" >&2; exit 2 ;;
 esac

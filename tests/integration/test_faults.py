@@ -66,7 +66,7 @@ def test_hang_stops_the_guest_and_saves_its_state(fault_run):
     assert summary.state is RunState.HANG, summary.error
     assert _loops(folder) == list(range(FAULT_LOOP))
     state = (folder / "hang-state.txt").read_text()
-    assert "cma_harness" in state, "the loop thread shows in the saved state"
+    assert "(cma_harness/0) state=D" in state, "the blocked loop thread, with its kernel stack"
     assert "no loop record for 20 s" in summary.error
 
 

@@ -45,7 +45,7 @@ def test_sigterm_then_resume_gives_the_planned_loops(tmp_path, qemu_pids):
     first.send_signal(signal.SIGTERM)
     _, err = first.communicate(timeout=60)
     assert first.returncode == 130, err
-    assert "Resume with the same command" in err
+    assert "to resume, run the same command" in err
     assert qemu_pids(out) == [], "no QEMU is left behind"
     kept = _loops(out)
     assert LOOPS_PER_RUN + 2 <= kept < 2 * LOOPS_PER_RUN

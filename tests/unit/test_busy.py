@@ -1,83 +1,84 @@
-"""Busy traces: failed chunks joined to their cma_alloc() calls, refusals and page dumps."""
+"""Busy traces: failed chunks joined to their cma_alloc() calls, what refused inside them, and the page."""
 
 from pathlib import Path
 
 from harness import busy, parse, trace
-from harness.pagedump import PageDump
+from harness.pagedump import parse_page_dumps
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 AREA = "cma-harness-area"
+SEED_PATH = ("try_to_free_buffers", "filemap_release_folio", "migrate_pages_batch", "migrate_pages",
+             "__alloc_contig_migrate_range", "alloc_contig_range", "cma_alloc")
 
 
-def _line(ts, event, body, pid=71):
-    return f"   cma_harness/0-{pid:<7d} [000] .....  {ts:10.6f}: {event}: {body}"
+def _lines(name):
+    return (FIXTURES / name).read_text(errors="replace").splitlines()
 
 
-def _call(ts, ok, refusals=(), busy_pfn=None):
-    """The trace of one cma_alloc() on the test area: start, what refused, finish."""
-    out = [_line(ts, "cma_alloc_start", f"name={AREA} count=256 align=8")]
-    for i, (func, caller, stack) in enumerate(refusals):
-        out.append(_line(ts + 0.0001 * (i + 1), func, f"({caller}+0x10/0x40 <- {func}) ret=0"))
-        if stack:
-            out.append(_line(ts + 0.0001 * (i + 1), "<stack trace>", "").rstrip(": "))
-            out += [f" => {f}+0x4/0x8" for f in stack]
-    if busy_pfn:
-        out.append(_line(ts + 0.0008, "test_pages_isolated",
-                         f"start_pfn=0x48800 end_pfn=0x48900 fin_pfn={busy_pfn:#x} ret=fail"))
-    page = "c1e5b000" if ok else "00000000"
-    out.append(_line(ts + 0.0009, "cma_alloc_finish", f"name={AREA} pfn=0x48800 page={page} count=256 align=8"))
-    return out
+def _join(loop):
+    console, items = _lines(f"console-reintroduce-2012-loop{loop}.log"), trace.parse_trace(_lines(f"trace-reintroduce-2012-loop{loop}.txt"))
+    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    return busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console))), items, records
 
 
-CHAIN = ["kretprobe_trace_func", "filemap_release_folio", "migrate_pages", "__alloc_contig_migrate_range",
-         "alloc_contig_range", "cma_alloc"]
-TTFB = ("try_to_free_buffers", "filemap_release_folio", CHAIN)
-ACR = ("alloc_contig_range", "cma_alloc", ["trace_stuff", "cma_alloc", "dma_alloc_contiguous"])
-RECLAIM = ("try_to_free_buffers", "filemap_release_folio", ["filemap_release_folio", "shrink_folio_list"])
-
-
-def _record(loop, ts, outcome):
-    pa = ",".join("48800000" if c in ".TL" else "0" for c in outcome)
-    failed = sum(c != "." for c in outcome)
-    calls_failed = sum(busy.CHUNK_CALLS[c].count(False) for c in outcome)
-    return parse.parse_line(f"[{ts:12.6f}] cma_harness: loop={loop} failed={failed} calls_failed={calls_failed} "
-                            f"dur_us=1 outcome={outcome} pa={pa}")
-
-
-def _items(lines):
-    return trace.parse_trace("\n".join(lines).splitlines())
-
-
-def test_each_failed_chunk_gets_the_innermost_most_frequent_chain_and_its_dumped_page():
-    lines = (_call(1.0, True) + _call(1.1, False, [RECLAIM, TTFB, TTFB, ACR], busy_pfn=0x4a123)
-             + _call(1.2, True))  # the T retry
-    records = [_record(0, 2.0, ".T")]
-    dump = PageDump(time=1.1005, pfn=0x4a123, refcount=3, aops="def_blk_aops", ino=0xfe00001,
-                    flag_names=("private", "zone=0"), cma=True, complete=True)
-    traces, unjoined = busy.join(records, busy.cma_calls(_items(lines), AREA), [dump])
-    assert unjoined == {}
+def test_real_loop6_transient_chunk_failed_on_the_2012_chain():
+    """Recorded from `cma-harness run` on reintroduce-2012 (journal-less ext4 workload, tracing on):
+    the console and the trace cut to loop 6's window, from loop 5's record to loop 6's. Chunk 55 failed
+    once and a plain retry succeeded (T)."""
+    (traces, unjoined), items, _ = _join(6)
+    assert unjoined == {5: "trace has 0 calls (0 failed), the record implies 56 (0 failed)"}, "loop 5 lies before the cut"
     t, = traces
-    assert (t.loop, t.chunk, t.cause, t.failed_calls, t.pfn) == (0, 1, "T", 1, 0x4a123)
-    assert t.chain == ("try_to_free_buffers",) + tuple(CHAIN[1:]), "the reclaim refusal is rarer; acr only passed it on"
-    assert t.refused_by == "try_to_free_buffers"
-    assert t.refusals == {"try_to_free_buffers": 3, "alloc_contig_range": 1}
-    assert t.page["aops"] == "def_blk_aops" and t.page["flags"] == ["private", "zone=0"]
+    assert (t.loop, t.chunk, t.cause, t.failed_calls, t.refused_by) == (6, 55, "T", 1, "try_to_free_buffers")
+    assert t.chain[:len(SEED_PATH)] == SEED_PATH and t.chain[-3:] == ("loop_thread", "kthread", "ret_from_fork")
+    assert t.refusals == {"try_to_free_buffers": 53}
+    assert t.pfn == 0x4bfee and t.page["pfn"] == t.pfn
+    assert t.page["flags"] == ["referenced", "active", "private", "zone=0"], "private: the page has buffer heads"
+    assert (t.page["refcount"], t.page["aops"], t.page["ino"]) == (3, "0xc0332704", 0xfe00000)
+    assert busy.failed_finish_events(items, AREA) == 1
 
 
-def test_a_loop_whose_calls_do_not_match_its_record_is_reported_not_guessed():
-    lines = _call(1.0, False, [TTFB]) + _call(1.1, True) + _call(3.0, False, [TTFB]) + _call(3.1, False)
-    records = [_record(0, 2.0, "T"), _record(1, 4.0, "P")]   # loop 1: P needs three failed calls, two traced
-    traces, unjoined = busy.join(records, busy.cma_calls(_items(lines), AREA))
-    assert [t.loop for t in traces] == [0]
-    assert "2 calls (2 failed)" in unjoined[1] and "implies 3 (3 failed)" in unjoined[1]
+def test_real_loop11_first_refusal_was_a_page_reference_then_busy_buffers():
+    """Same run, loop 11's window. Chunk 55's first call was refused by folio_migrate_mapping (the
+    page had no buffers but a reference too many: refcount 3, no `private`), the plain retry by
+    try_to_free_buffers (buffers back, busy), and the retry after invalidate_bh_lrus() succeeded (L)."""
+    (traces, unjoined), items, records = _join(11)
+    t, = traces
+    assert (t.loop, t.chunk, t.cause, t.failed_calls) == (11, 55, "L", 2)
+    assert (t.refused_by, t.chain) == ("folio_migrate_mapping", ("folio_migrate_mapping", "migrate_folio_extra"))
+    assert t.refusals == {"folio_migrate_mapping": 46, "try_to_free_buffers": 55}
+    assert t.page["flags"] == ["referenced", "zone=0"] and t.page["refcount"] == 3
+    assert busy.failed_finish_events(items, AREA) == records[-1].calls_failed == 2
 
 
-def test_kretprobe_without_a_usable_stack_still_names_its_caller():
-    ev, = _items([_line(1.0, "try_to_free_buffers", "(filemap_release_folio+0x5c/0x80 <- try_to_free_buffers) ret=0")])
-    assert busy.chain_of(ev) == ("try_to_free_buffers", "filemap_release_folio")
+def _ev(text):
+    ev, = trace.parse_trace(text.splitlines())
+    return ev
 
 
-def test_failed_finish_events_count_only_the_area_and_null_pages():
-    lines = _call(1.0, False) + _call(1.1, True) + [
-        _line(1.2, "cma_alloc_finish", "name=reserved pfn=0x47800 page=00000000 count=1 align=0")]
-    assert busy.failed_finish_events(_items(lines), AREA) == 1
+ENTRY = _ev("""   cma_harness/0-97      [000] d....    16.903441: filemap_release_folio_entry: (filemap_release_folio+0x0/0x90) folio=0xc77b72e0
+   cma_harness/0-97      [000] d....    16.909294: <stack trace>
+ => do_undefinstr+0xc0/0x158
+ => __und_svc_finish+0x0/0x20
+ => filemap_release_folio+0x0/0x90
+ => migrate_pages_batch+0x8c4/0xc60
+ => migrate_pages+0x14c/0x398""")
+
+
+def test_a_refusal_takes_the_chain_of_the_entry_it_returned_under():
+    # filemap_release_folio tail-calls try_to_free_buffers, whose return address is then in migrate_pages_batch.
+    tail = _ev("   cma_harness/0-97      [000] .n...    16.909963: try_to_free_buffers: "
+               "(migrate_pages_batch+0x8c4/0xc60 <- try_to_free_buffers) ret=0")
+    assert busy.chain_of(tail, ENTRY) == ("try_to_free_buffers", "filemap_release_folio", "migrate_pages_batch", "migrate_pages")
+    direct = _ev("   cma_harness/0-97      [000] .....    16.909963: try_to_free_buffers: "
+                 "(filemap_release_folio+0x5c/0x90 <- try_to_free_buffers) ret=0")
+    assert busy.chain_of(direct, ENTRY)[:2] == ("try_to_free_buffers", "filemap_release_folio")
+    # Returned into a function that is not on the entry's chain: not under it; the caller is all we know.
+    other = _ev("   cma_harness/0-97      [000] .....    33.416365: folio_migrate_mapping: "
+                "(migrate_folio_extra+0x24/0x64 <- folio_migrate_mapping) ret=-11")
+    assert busy.chain_of(other, ENTRY) == ("folio_migrate_mapping", "migrate_folio_extra")
+
+
+def test_innermost_drops_functions_that_only_passed_a_refusal_on():
+    deep = busy.Refusal("try_to_free_buffers", 0, SEED_PATH, 1.0)
+    outer = busy.Refusal("alloc_contig_range", -16, ("alloc_contig_range", "cma_alloc"), 1.1)
+    assert busy.innermost([deep, outer]) == [deep]

@@ -7,7 +7,7 @@ import pytest
 
 from harness import campaign, config
 from harness.campaign import Plan, next_run_name, run_length, time_left
-from harness.results import JsonlWriter
+from harness.results import JsonlWriter, read_jsonl
 from harness.run import RunState, RunSummary
 
 PLAN = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05)
@@ -61,16 +61,25 @@ def _totals(result):
     return {arm: v["loops"] for arm, v in result["variants"].items()}
 
 
+NULL_PLAN = Plan("stock", "stock", loops_per_run=10, budget=30, alpha=0.05)    # baseline == patched
+
+
+@pytest.mark.parametrize("plan", [PLAN, NULL_PLAN], ids=["ab", "null"])
 @pytest.mark.parametrize("at, cut", [(0, 0), (1, 4), (2, 9), (3, 1)])
-def test_interrupt_then_resume_measures_what_an_uninterrupted_campaign_does(tmp_path, monkeypatch, at, cut):
+def test_interrupt_then_resume_measures_what_an_uninterrupted_campaign_does(tmp_path, monkeypatch, plan, at, cut):
     scn = config.load()
     monkeypatch.setattr(campaign, "run_variant", FakeRuns())
-    whole = campaign.run_ab(scn, PLAN, tmp_path / "whole")
+    whole = campaign.run_ab(scn, plan, tmp_path / "whole")
 
     monkeypatch.setattr(campaign, "run_variant", FakeRuns(at=at, cut=cut))
     with pytest.raises(KeyboardInterrupt):
-        campaign.run_ab(scn, PLAN, tmp_path / "cut")
-    resumed = campaign.run_ab(scn, PLAN, tmp_path / "cut")
+        campaign.run_ab(scn, plan, tmp_path / "cut")
+    kept = [sum(len(list(read_jsonl(p / "loops.jsonl"))) for p in (tmp_path / "cut" / "runs").glob(f"*-{key}"))
+            for key in (campaign._key(plan, "A"), campaign._key(plan, "B"))]
+    messages = []
+    resumed = campaign.run_ab(scn, plan, tmp_path / "cut", progress=messages.append)
+    if any(kept):
+        assert f"resuming: {kept[0]} baseline and {kept[1]} patched loops" in messages[0]
 
     assert _totals(resumed) == _totals(whole)
     assert resumed["verdict"] == whole["verdict"]

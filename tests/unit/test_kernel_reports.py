@@ -74,3 +74,37 @@ def test_a_report_without_end_is_bounded():
     got = [asm.feed(l) for l in ["WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1"] + ["noise"] * 10]
     done = [r for r in got if r is not None]
     assert len(done) == 1 and not done[0].complete and len(done[0].text.splitlines()) == 5
+
+
+# Real captures: `module.fault` oops / panic / warn at loop 2 on stock 6.1, 4 loops, idle area.
+FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures"
+
+
+def _capture(name):
+    return (FIXTURES / name).read_text(errors="replace").splitlines()
+
+
+def test_real_oops_capture_is_one_whole_fatal_report():
+    [rep] = parse.kernel_reports(_capture("console-stock-fault-oops.log"))
+    lines = rep.text.splitlines()
+    assert (rep.report, rep.fatal, rep.complete) == ("oops", True, True)
+    assert lines[0].endswith("8<--- cut here ---") and lines[-1].endswith("---[ end trace 0000000000000000 ]---")
+    assert any("PC is at loop_thread" in l for l in lines) and len(lines) > 40
+
+
+def test_real_panic_capture_ends_where_qemu_stopped():
+    """panic=-1: no `---[ end Kernel panic` line; the other CPU's `stopping` backtrace is part of it."""
+    capture = _capture("console-stock-fault-panic.log")
+    [rep] = parse.kernel_reports(capture)
+    assert (rep.report, rep.fatal, rep.complete) == ("panic", True, True)
+    assert "injected panic at loop 2" in rep.title and any("CPU1: stopping" in l for l in rep.text.splitlines())
+    assert not any("end Kernel panic" in l for l in capture)
+
+
+def test_real_warning_capture_is_whole_and_the_loops_after_it_are_records():
+    capture = _capture("console-stock-fault-warn.log")
+    [rep] = parse.kernel_reports(capture)
+    assert (rep.report, rep.fatal, rep.complete) == ("warning", False, True)
+    assert rep.text.splitlines()[0].endswith("------------[ cut here ]------------")
+    loops = [e.loop for e in parse.parse_lines(capture) if isinstance(e, parse.LoopRecord)]
+    assert loops == [0, 1, 2, 3]

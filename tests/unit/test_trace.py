@@ -1,5 +1,6 @@
 """ftrace text parser: the kernel's own formats (kernel/trace/trace_output.c), and recorded real traces."""
 
+from collections import Counter
 from pathlib import Path
 
 from harness import trace
@@ -38,3 +39,62 @@ def test_comm_with_dashes_and_spaces_and_no_irq_info():
 def test_ring_stats_sum_over_cpus():
     text = "== cpu0\nentries: 0\noverrun: 3\ndropped events: 0\n== cpu1\nentries: 2\noverrun: 4\ndropped events: 1\n"
     assert trace.ring_stats(text) == {"entries": 2, "overrun": 7, "dropped events": 1}
+
+
+def _items(name):
+    return trace.parse_trace((FIXTURES / name).read_text(errors="replace").splitlines())
+
+
+def _events(items, name):
+    return [i for i in items if isinstance(i, trace.TraceEvent) and i.event == name]
+
+
+def test_real_trace_reintroduce_2012_loop6():
+    """Recorded from `cma-harness run` on reintroduce-2012 with tracing on: trace.txt cut to loop 6's
+    window (57 cma_alloc() calls, one failed)."""
+    items = _items("trace-reintroduce-2012-loop6.txt")
+    assert len(_events(items, "cma_alloc_start")) == len(_events(items, "cma_alloc_finish")) == 57
+    refusals = _events(items, "try_to_free_buffers")
+    # Return addresses: migrate_pages_batch (filemap_release_folio tail-calls try_to_free_buffers) for
+    # migration, shrink_folio_list for reclaim_clean_pages_from_list's attempt first.
+    assert Counter((r.func, r.caller, r.num("ret")) for r in refusals) == {
+        ("try_to_free_buffers", "migrate_pages_batch", 0): 49, ("try_to_free_buffers", "shrink_folio_list", 0): 4}
+    entries = _events(items, "filemap_release_folio_entry")
+    assert entries and all(e.stack[:3] == ("do_undefinstr+0xc0/0x158", "__und_svc_finish+0x0/0x20",
+                                          "filemap_release_folio+0x0/0x90") for e in entries)
+    assert entries[0].stack[-3:] == ("loop_thread+0x138/0x3f8", "kthread+0xbc/0xd8", "ret_from_fork+0x14/0x38")
+    failed = [e for e in _events(items, "cma_alloc_finish") if e.ptr("page") == 0]
+    assert [(e.num("pfn"), e.time) for e in failed] == [(0x4bf00, 25.990041)]
+    assert not any(isinstance(i, trace.LostEvents) for i in items)
+
+
+def test_real_trace_stock_loop10():
+    """Recorded from `cma-harness run` on stock 6.1 (journal-less ext4, tracing on), cut to loop 10:
+    56 calls, every window isolated, nothing refused."""
+    items = _items("trace-stock-loop10.txt")
+    assert not [i for i in items if isinstance(i, trace.TraceEvent) and i.func]
+    assert len(_events(items, "cma_alloc_finish")) == 56
+    assert [e.fields["ret"] for e in _events(items, "test_pages_isolated")] == ["success"] * 56
+
+
+def test_garbled_trace_loses_lines_not_meaning():
+    """trace-reintroduce-2012-loop6.txt garbled with random.Random(4): before each line, with
+    probability 0.05, a line of 1-79 random bytes; else, with probability 0.15, 1-11 random bytes
+    spliced into the line at a random place (the same recipe, seed 5, made the console one)."""
+    clean, garbled = _items("trace-reintroduce-2012-loop6.txt"), _items("trace-reintroduce-2012-loop6-garbled.txt")
+    assert 0.8 * len(clean) < len(garbled) <= len(clean) + 5
+    clean_keys = {(e.time, e.event) for e in clean if isinstance(e, trace.TraceEvent)}
+    assert all((e.time, e.event) in clean_keys for e in garbled if isinstance(e, trace.TraceEvent)
+               and e.event in ("cma_alloc_start", "cma_alloc_finish")), "no event made up from noise"
+    failed = [e for e in _events(garbled, "cma_alloc_finish") if e.ptr("page") == 0]
+    assert [e.time for e in failed] == [25.990041]
+
+
+def test_truncated_trace_keeps_what_came_before_the_cut():
+    """trace-reintroduce-2012-loop6.txt cut in the middle of a stack frame line, inside the failed call."""
+    items = _items("trace-reintroduce-2012-loop6-truncated.txt")
+    last = items[-1]
+    assert last.event == "filemap_release_folio_entry" and last.stack[-2] == "cma_alloc+0x1cc/0x590"
+    # The cut frame is kept as printed: a cut symbol is indistinguishable from a whole one.
+    assert last.stack[-1] == "__alloc_from_contigu"
+    assert not [e for e in _events(items, "cma_alloc_finish") if e.ptr("page") == 0]
