@@ -36,6 +36,13 @@ class CmaCall:
     ok: bool
     busy_pfns: tuple[int, ...] = ()     # test_pages_isolated fin_pfn of each failed window: first busy page
     refusals: tuple[Refusal, ...] = ()
+    migrate_failed: int = 0             # pages migrate_pages() gave up on (mm_migrate_pages nr_failed)
+
+
+# Where the first failed call lost its window, when no probed function refused: migrate_pages() gave up
+# on a page by a path without a probe (writeout of a dirty page, a lock), or the busy page was never
+# handed to it (isolate_migratepages_range skipped it: not on an LRU, isolated by someone else).
+STAGES = ("refused", "migration", "isolation")
 
 
 @dataclass(frozen=True)
@@ -48,9 +55,13 @@ class BusyTrace:
     failed_calls: int
     refused_by: str | None          # the innermost function that refused, on the chosen chain
     chain: tuple[str, ...]
+    stage: str                      # see STAGES
     refusals: dict = field(default_factory=dict)    # function -> refusals over the chunk's failed calls
     pfn: int | None = None          # the first busy page of the first failed call
     page: dict | None = None        # its dump_page(): refcount, flags, aops, ino
+    # The reference model's cross-check (crosscheck.py) replays the loop from these: the first busy page of
+    # each range every one of the chunk's cma_alloc() calls found busy, one tuple per call, in call order.
+    call_busy_pfns: tuple[tuple[int, ...], ...] = ()
 
     def as_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -83,17 +94,19 @@ def cma_calls(items: Iterable[TraceItem], area: str) -> list[CmaCall]:
         if not isinstance(ev, TraceEvent):
             continue
         if ev.event == "cma_alloc_start" and ev.fields.get("name") == area:
-            open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": [], "entry": None}
+            open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": [], "entry": None, "failed": 0}
         elif (call := open_calls.get(ev.pid)) is None:
             continue
         elif ev.event == "cma_alloc_finish" and ev.fields.get("name") == area:
             del open_calls[ev.pid]
-            if (page := ev.ptr("page")) is not None:    # an unreadable page says neither ok nor failed
-                calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=page != 0,
-                                     busy_pfns=tuple(call["busy"]), refusals=tuple(call["refusals"])))
+            if (ok := _allocated(ev)) is not None:     # an unreadable page says neither ok nor failed
+                calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=ok, busy_pfns=tuple(call["busy"]),
+                                     refusals=stitch(call["refusals"]), migrate_failed=call["failed"]))
         elif ev.event == "test_pages_isolated" and ev.fields.get("ret") == "fail":
             if (pfn := ev.num("fin_pfn")) is not None:
                 call["busy"].append(pfn)
+        elif ev.event == "mm_migrate_pages":
+            call["failed"] += ev.num("nr_failed") or 0
         elif ev.func:
             call["refusals"].append(Refusal(ev.func, ev.num("ret"), chain_of(ev, call["entry"]), ev.time))
         elif ev.site and ev.stack:
@@ -101,11 +114,36 @@ def cma_calls(items: Iterable[TraceItem], area: str) -> list[CmaCall]:
     return calls
 
 
+# lib/vsprintf.c ptr_to_id: NULL always prints as zeros; any other pointer hashed before the hash key
+# exists prints as one of these.
+_HASHED_BEFORE_KEY = ("(ptrval)", "(____ptrval____)")
+
+
+def _allocated(finish: TraceEvent) -> bool | None:
+    """Whether a cma_alloc_finish event got its page; None when the page field is unreadable."""
+    if finish.fields.get("page") in _HASHED_BEFORE_KEY:
+        return True
+    page = finish.ptr("page")
+    return None if page is None else page != 0
+
+
+def stitch(refusals: Sequence[Refusal]) -> tuple[Refusal, ...]:
+    """Chains joined across nested refusals: when a chain ends at a function that refuses next (a
+    kretprobe without a stack knows only its caller: __buffer_migrate_folio <- buffer_migrate_folio_norefs,
+    then buffer_migrate_folio_norefs <- migrate_pages_batch), the outer refusal's chain continues it."""
+    out: list[Refusal] = list(refusals)
+    for i in range(len(out) - 1, -1, -1):      # from the last: an outer chain is whole before it is used
+        outer = next((r for r in out[i + 1:] if r.function == out[i].chain[-1]), None)
+        if outer is not None and len(out[i].chain) > 1:
+            out[i] = dataclasses.replace(out[i], chain=out[i].chain + outer.chain[1:])
+    return tuple(out)
+
+
 def failed_finish_events(items: Iterable[TraceItem], area: str) -> int:
     """cma_alloc_finish events of the area with a NULL page (include/trace/events/cma.h: page is NULL
     on failure; pfn is the last range tried)."""
     return sum(1 for ev in items if isinstance(ev, TraceEvent) and ev.event == "cma_alloc_finish"
-               and ev.fields.get("name") == area and ev.ptr("page") == 0)
+               and ev.fields.get("name") == area and _allocated(ev) is False)
 
 
 def innermost(refusals: Sequence[Refusal]) -> list[Refusal]:
@@ -151,10 +189,12 @@ def _busy_trace(rec: LoopRecord, chunk: int, cause: str, chunk_calls: list[CmaCa
     chain = chains.most_common(1)[0][0] if chains else ()
     pfn = first.busy_pfns[0] if first.busy_pfns else None
     dump = _dump_for(first, pfn, dumps)
+    stage = "refused" if chain else "migration" if first.migrate_failed else "isolation"
     return BusyTrace(loop=rec.loop, chunk=chunk, cause=cause, pa=rec.pa[chunk], failed_calls=len(failed),
-                     refused_by=chain[0] if chain else None, chain=chain,
+                     refused_by=chain[0] if chain else None, chain=chain, stage=stage,
                      refusals=dict(Counter(r.function for c in failed for r in c.refusals)),
-                     pfn=pfn, page=_page_fields(dump) if dump else None)
+                     pfn=pfn, page=_page_fields(dump) if dump else None,
+                     call_busy_pfns=tuple(c.busy_pfns for c in chunk_calls))
 
 
 def _dump_for(call: CmaCall, pfn: int | None, dumps: Sequence[PageDump]) -> PageDump | None:
@@ -187,7 +227,7 @@ class Analysis:
         with_ttfb = sum(1 for t in self.traces if "try_to_free_buffers" in t.chain)
         return {"failed_chunks": failed_chunks, "traced": len(self.traces),
                 "with_try_to_free_buffers": with_ttfb,
-                "refused_by": dict(Counter(t.refused_by or "(nothing refused)" for t in self.traces).most_common()),
+                "refused_by": dict(Counter(t.refused_by or f"(no probe: {t.stage})" for t in self.traces).most_common()),
                 "chains": chain_counts(self.traces), "unjoined_loops": self.unjoined,
                 "failed_finish_events": self.failed_finish_events, "trace_lost_marks": self.lost_marks}
 

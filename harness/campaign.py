@@ -67,16 +67,24 @@ class CampaignState:
         """Everything already measured in this folder: each run's loops.jsonl, complete or cut short."""
         st = cls(folder, plan, {plan.baseline: [], plan.patched: []})
         for run_dir in sorted((folder / "runs").glob("*")):
-            variant = run_dir.name.split("-", 1)[1]
+            key = run_dir.name.split("-", 1)[1]         # the arm's records: a variant, or "<variant>#B"
             recs = list(read_jsonl(run_dir / "loops.jsonl"))
-            st.records.setdefault(variant, []).extend(recs)
-            summ = run_dir / "summary.json"
-            st.runs.append({"run": run_dir.name, "variant": variant, "loops": len(recs),
-                            "state": json.loads(summ.read_text())["state"] if summ.exists() else "interrupted"})
+            st.records.setdefault(key, []).extend(recs)
+            st.runs.append({"run": run_dir.name, "variant": key.removesuffix("#B"), "loops": len(recs),
+                            "state": _saved_state(run_dir / "summary.json")})
         return st
 
     def done(self, variant: str) -> int:
         return len(self.records.get(variant, []))
+
+
+def _saved_state(path: Path) -> str:
+    """A run's end state as its summary.json says, or "interrupted" (also when it could not be written)."""
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return "interrupted"
+    return "interrupted" if (summary.get("error") or "").startswith("interrupted") else summary["state"]
 
 
 def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None) -> dict:

@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import busy, capture, config, kernel, toolchain
+from . import busy, capture, config, crosscheck, kernel, model, toolchain
 from .errors import HarnessError, from_os_error
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
@@ -62,8 +62,8 @@ def cmd_run(args) -> int:
           f"failed chunks: {s.failed_chunks} (causes: {causes})")
     if s.busy:
         print("\n".join(busy.describe(s.busy)))
-    if s.accounting:
-        print(f"accounting ({s.accounting['status']}): {s.accounting['detail']}")
+    for line in crosscheck.describe(s.crosschecks):      # the accounting identities among them
+        print(line)
     if s.error:
         print(f"error: {s.error}")
     for r in s.kernel_reports:
@@ -135,6 +135,32 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_check(args) -> int:
+    """The reference model's cross-checks of saved run folders; 1 when any check failed."""
+    failed = False
+    for folder in args.folders:
+        for run in crosscheck.run_folders(folder):
+            results = [r.as_dict() for r in crosscheck.check_folder(run)]
+            failed |= any(r["status"] == "fail" for r in results)
+            print(f"{run}:")
+            print("\n".join("  " + line for line in crosscheck.describe(results)))
+    return EXIT_FOUND if failed else EXIT_OK
+
+
+def cmd_model_simulate(args) -> int:
+    from . import simulation
+
+    if args.loops < 1:
+        raise config.InputError(f"--loops must be at least 1, got {args.loops}")
+    knobs = {k: v for k, v in vars(args).items() if k in model.workload_defaults() and v is not None}
+    variants = args.variant or list(model.ALL_VARIANTS)
+    predicted = simulation.predict(variants, args.loops, knobs)
+    print("\n".join(simulation.prediction_lines(predicted, knobs)))
+    if args.compare:
+        print("\n".join(simulation.comparison_lines(predicted, simulation.measured(args.compare))))
+    return EXIT_OK
+
+
 def cmd_parse(args) -> int:
     for path in args.files:
         p = Path(path)
@@ -187,6 +213,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="(re)write report.html, report.json and failures.png of run or campaign folders")
     p.add_argument("folders", nargs="+", type=Path)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("check", help="re-run the reference model's cross-checks on saved run or campaign folders")
+    p.add_argument("folders", nargs="+", type=Path)
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("model", help="the reference model on its own")
+    model_sub = p.add_subparsers(dest="model_command", required=True)
+    p = model_sub.add_parser("simulate", help="predicted loop failure rate of each kernel variant, optionally "
+                             "beside measured runs (the workload is not fitted to the guest)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--variant", action="append", choices=list(model.ALL_VARIANTS),
+                       help="a patch series the model knows (repeatable; default: all eight)")
+    which.add_argument("--all", action="store_true", help="every variant (the default)")
+    p.add_argument("--loops", type=int, default=1000, help="simulated loops per variant (default 1000)")
+    for name, default in model.workload_defaults().items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default),
+                       help=f"model.simulate's {name} (default {default})")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER",
+                   help="run or campaign folders: measured failed-loop and LRU-caused rates beside the prediction")
+    p.set_defaults(func=cmd_model_simulate)
 
     p = sub.add_parser("parse", help="parse saved console/dmesg/trace files; print events as JSON lines")
     p.add_argument("files", nargs="+")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import enum
+import inspect
 import random
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -639,10 +640,15 @@ class SimResult:
     failed_chunks: int
     lru_caused_chunks: int
     busy_retries: int
+    lru_caused_loops: int = 0  # loops with at least one LRU-caused chunk (the module's 'L' metric)
 
     @property
     def loop_failure_rate(self) -> float:
         return self.failed_loops / self.loops if self.loops else 0.0
+
+    @property
+    def lru_caused_loop_rate(self) -> float:
+        return self.lru_caused_loops / self.loops if self.loops else 0.0
 
     @property
     def other_caused_chunks(self) -> int:
@@ -730,7 +736,7 @@ def simulate(defences: Defences, loops: int, *, cpus: int = 2, area_pages: int =
     machine = Machine(cpus, defences)
     chunks = area_pages // chunk_pages
     align_order = dma_align_order(chunk_pages * PAGE_SIZE)
-    failed_loops = failed_chunks = lru_caused = busy_retries = 0
+    failed_loops = failed_chunks = lru_caused = busy_retries = lru_caused_loops = 0
     for _ in range(loops):
         _place_pages(rng, machine, area.base_pfn, area_pages, metadata_pool_pages,
                      metadata_pages_in_area, other_ref_pages)
@@ -738,6 +744,7 @@ def simulate(defences: Defences, loops: int, *, cpus: int = 2, area_pages: int =
                                   metadata_pool_pages, share_installs_during_alloc,
                                   recheck_race_probability)
         pfns = []
+        lru_caused_before = lru_caused
         for chunk in schedule:
             for cpu, bh in chunk.before:
                 machine.find_get_block(cpu, bh)
@@ -749,7 +756,16 @@ def simulate(defences: Defences, loops: int, *, cpus: int = 2, area_pages: int =
                 lru_caused += _fits_without_lru_pins(area, machine, chunk_pages, align_order)
         _release_chunks(area, pfns, chunk_pages)
         failed_loops += any(pfn is None for pfn in pfns)
-    return SimResult(defences, loops, failed_loops, failed_chunks, lru_caused, busy_retries)
+        lru_caused_loops += lru_caused > lru_caused_before
+    return SimResult(defences, loops, failed_loops, failed_chunks, lru_caused, busy_retries,
+                     lru_caused_loops)
+
+
+def workload_defaults() -> dict[str, object]:
+    """simulate()'s keyword-only workload parameters with their defaults (the CLI's knobs)."""
+    return {name: parameter.default
+            for name, parameter in inspect.signature(simulate).parameters.items()
+            if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
 
 
 def _chunk_range_busy(machine: Machine, chunk: _ChunkSchedule) -> RangeBusy:
@@ -842,45 +858,220 @@ def check_variant_rule(defences: Defences, lru_caused_failures: int) -> CheckRes
     data = {"lru_caused_failures": lru_caused_failures, "model_reasons": list(reasons)}
     if lru_caused_failures and not reasons:
         return CheckResult("variant_rule", False,
-                           f"finding: {lru_caused_failures} LRU-caused failures on a variant "
+                           f"finding: LRU-caused failed chunks: {lru_caused_failures}, on a variant "
                            "whose defences rule them out", data)
     if not reasons:
-        return CheckResult("variant_rule", True, "no LRU-caused failures, none possible", data)
+        return CheckResult("variant_rule", True, "no LRU-caused failed chunk, none possible", data)
     return CheckResult("variant_rule", True,
-                       f"{lru_caused_failures} LRU-caused failures; possible through: "
+                       f"LRU-caused failed chunks: {lru_caused_failures}; possible through: "
                        + "; ".join(reasons), data)
 
 
-def check_busy_pages(busy_pfns_by_loop: Mapping[int, Sequence[int]],
-                     failed_indices_by_loop: Mapping[int, Sequence[int]], *, base_pfn: int,
-                     area_pages: int, chunk_pages: int, chunks: int,
-                     align_order: int = CMA_ALIGNMENT) -> CheckResult:
-    """Replay each failed loop with its busy pfns held for the whole loop and compare the
-    chunk indices the model says must fail with the ones that failed."""
-    per_loop = {}
-    for loop, busy_pfns in sorted(busy_pfns_by_loop.items()):
-        predicted = _replay_failed_indices(sorted(busy_pfns), base_pfn, area_pages, chunk_pages,
-                                           chunks, align_order)
-        measured = sorted(failed_indices_by_loop.get(loop, ()))
-        per_loop[loop] = {"predicted": list(predicted), "measured": measured,
-                          "agree": list(predicted) == measured}
-    if not per_loop:
-        return CheckResult("busy_pages", None, "no failed loop with busy pages recorded")
-    agreeing = sum(entry["agree"] for entry in per_loop.values())
-    agreement = agreeing / len(per_loop)
-    disagreeing = [loop for loop, entry in per_loop.items() if not entry["agree"]]
-    detail = f"{agreeing} of {len(per_loop)} loops agree"
-    if disagreeing:
-        detail += f"; disagreeing loops: {disagreeing}"
-    return CheckResult("busy_pages", agreement == 1.0, detail,
-                       {"agreement": agreement, "loops": per_loop})
+# --------------------------------------------------------------------------------------------
+# Replays of measured loops: placement, and the busy pages' failed chunks
+# --------------------------------------------------------------------------------------------
 
+def pages_busy(pfns: Iterable[int]) -> RangeBusy:
+    """range_busy for a fixed set of busy pages: a range is busy when it holds one of them."""
+    ordered = sorted(pfns)
 
-def _replay_failed_indices(busy_pfns: list[int], base_pfn: int, area_pages: int,
-                           chunk_pages: int, chunks: int, align_order: int) -> tuple[int, ...]:
     def range_busy(pfn: int, count: int) -> bool:
-        index = bisect.bisect_left(busy_pfns, pfn)
-        return index < len(busy_pfns) and busy_pfns[index] < pfn + count
+        index = bisect.bisect_left(ordered, pfn)
+        return index < len(ordered) and ordered[index] < pfn + count
 
+    return range_busy
+
+
+class MeasuredCall(NamedTuple):
+    """One measured cma_alloc() call of a loop (a chunk's first try or an attribution retry)."""
+
+    chunk: int
+    ok: bool
+    pfn: int | None                 # where the call placed the chunk; None when it failed
+    busy: tuple[int, ...] | None    # first busy page of each range it found busy, in order
+    #                                 (test_pages_isolated fin_pfn); None when not traced
+
+
+def _replay_placement(calls: Sequence[MeasuredCall], area: CmaArea, chunk_pages: int,
+                      align_order: int) -> tuple[str | None, int]:
+    """(the first disagreement or None, busy ranges the calls met) for one loop."""
+    met = 0
+    for call in calls:
+        if call.busy is not None:
+            attempt = area.try_alloc(chunk_pages, align_order, pages_busy(call.busy))
+            tried = attempt.busy_pfns
+            if len(tried) != len(call.busy) or not all(
+                    start <= page < start + chunk_pages for start, page in zip(tried, call.busy)):
+                return (f"chunk {call.chunk}: the trace saw busy pages at "
+                        f"{_format_pfns(call.busy)}, the model met busy ranges at "
+                        f"{_format_pfns(tried)}"), met
+        else:
+            # Untraced: every range the search meets before the measured one must have been
+            # busy; a placement the search cannot reach (misaligned, taken, outside) fails.
+            attempt = area.try_alloc(chunk_pages, align_order,
+                                     (lambda pfn, count, want=call.pfn: pfn != want)
+                                     if call.ok else (lambda pfn, count: True))
+        met += attempt.busy_retries
+        want = call.pfn if call.ok else None
+        if attempt.pfn == want:
+            continue
+        if call.busy is None:
+            first_choice = attempt.busy_pfns[0] if attempt.busy_pfns else None
+            return (f"chunk {call.chunk}: measured {_format_pfns([want])}, not a free aligned "
+                    f"range the search can reach (the model's first choice: "
+                    f"{_format_pfns([first_choice])})"), met
+        return (f"chunk {call.chunk}: measured {_format_pfns([want])}, "
+                f"model {_format_pfns([attempt.pfn])}"), met
+    return None, met
+
+
+def _format_pfns(pfns: Sequence[int | None], shown: int = 4) -> str:
+    """Physical addresses, as the module's records print them; a long list is cut."""
+    text = ", ".join(_format_pa(None if pfn is None else pfn * PAGE_SIZE) for pfn in pfns[:shown])
+    more = f" ... ({len(pfns)} in all)" if len(pfns) > shown else ""
+    return (text or "none") + more
+
+
+def check_placement(loops: Mapping[int, Sequence[MeasuredCall]], *, base_pfn: int,
+                    area_pages: int, chunk_pages: int,
+                    align_order: int = CMA_ALIGNMENT) -> CheckResult:
+    """Chunk by chunk, did every call land where 6.1's cma_alloc() puts it?
+
+    A call whose busy ranges were traced is replayed with exactly those ranges busy: the model
+    must meet them in the same order and end where the call ended. An untraced call is replayed
+    with every range before the measured one busy, so its placement must be one the first-fit
+    search can reach, and the ranges it skipped are the busy ranges that implies. A loop that met
+    no busy range must sit exactly at idle_placement()."""
+    if not loops:
+        return CheckResult("placement", None, "no loop to check")
+    idle, traced, inferred, mismatches = [], [], [], []
+    for loop, calls in sorted(loops.items()):
+        problem, met = _replay_placement(calls, CmaArea(base_pfn, area_pages), chunk_pages,
+                                         align_order)
+        if problem:
+            mismatches.append(f"loop {loop} {problem}")
+        elif not met:
+            idle.append(loop)
+        elif all(call.busy is not None for call in calls):
+            traced.append(loop)
+        else:
+            inferred.append(loop)
+    calls = sum(len(c) for c in loops.values())
+    data = {"loops": len(loops), "calls": calls, "idle_loops": len(idle),
+            "busy_loops_traced": traced, "busy_loops_inferred": inferred,
+            "mismatches": mismatches}
+    if mismatches:
+        shown = "; ".join(mismatches[:5]) + ("; ..." if len(mismatches) > 5 else "")
+        return CheckResult("placement", False,
+                           f"{len(mismatches)} of {len(loops)} loops placed a chunk where the "
+                           f"model does not: {shown}", data)
+    detail = (f"all {calls} calls of {len(loops)} loops where the model puts them; "
+              f"{len(idle)} loops at the idle placement")
+    if traced:
+        detail += f", {len(traced)} after busy ranges the trace saw"
+    if inferred:
+        detail += f", {len(inferred)} after busy ranges inferred from the placement (not traced)"
+    return CheckResult("placement", True, detail, data)
+
+
+# The module's attribution: the call (first try, plain retry, retry after invalidate_bh_lrus())
+# that got the chunk, or P when none did (F: attribution off, the first try failed).
+ATTRIBUTION_CAUSES = ".TL"
+# Issue 6: cross-check 4 must agree on at least this share of failed chunks.
+BUSY_PAGES_AGREEMENT = 0.95
+
+
+@dataclass(frozen=True)
+class FailedLoop:
+    """A measured loop with failed chunks, as the busy traces describe it."""
+
+    outcome: str                                 # the module's record: '.' ok, T/L/P/F failed
+    last_seen: Mapping[int, tuple[int, int]]     # busy pfn -> (chunk, call) of the last
+    #                                              cma_alloc() call that found it busy
+    pfns: Sequence[int | None] = ()              # the record's placement of each chunk
+
+
+def replay_attributed_loop(chunks: int, last_seen: Mapping[int, tuple[int, int]], *,
+                           base_pfn: int, area_pages: int, chunk_pages: int,
+                           align_order: int = CMA_ALIGNMENT,
+                           attribution: bool = True) -> tuple[str, tuple[int | None, ...]]:
+    """The module's loop (attribution retries included) with each busy page held from the
+    loop's start to the last call that found it busy; returns the outcome string and the pfns.
+
+    Held from the start because a range stays allocated until the loop frees everything: a
+    range free at a later call was skipped by every earlier search that reached it, so it was
+    busy then too. Released after the last sighting because a later call that reached the
+    range would have found it busy again."""
     area = CmaArea(base_pfn, area_pages)
-    return run_loop(area, chunks, chunk_pages, align_order, range_busy).failed_indices
+    tries = len(ATTRIBUTION_CAUSES) if attribution else 1
+    outcome, pfns = [], []
+    for chunk in range(chunks):
+        for call in range(tries):
+            held = pages_busy(pfn for pfn, seen in last_seen.items() if seen >= (chunk, call))
+            pfn = area.alloc(chunk_pages, align_order, held)
+            if pfn is not None:
+                outcome.append(ATTRIBUTION_CAUSES[call])
+                break
+        else:
+            outcome.append("P" if attribution else "F")
+        pfns.append(pfn)
+    return "".join(outcome), tuple(pfns)
+
+
+def _failed_chunks(outcome: str) -> set[int]:
+    return {index for index, cause in enumerate(outcome) if cause != "."}
+
+
+def _describe_failed(outcome: str) -> str:
+    """'......T.L' -> 'chunks 6T 8L'."""
+    failed = [f"{index}{outcome[index]}" for index in sorted(_failed_chunks(outcome))]
+    return "chunks " + " ".join(failed) if failed else "no failed chunk"
+
+
+def check_busy_pages(loops: Mapping[int, FailedLoop], *, base_pfn: int, area_pages: int,
+                     chunk_pages: int, align_order: int = CMA_ALIGNMENT,
+                     attribution: bool = True) -> CheckResult:
+    """Replay each failed loop with its busy pages (replay_attributed_loop) and compare the
+    chunks the model says must fail with the ones that failed, chunk by chunk.
+
+    agreement = failed chunks both name / failed chunks either names. For contrast, data also
+    holds the agreement when every busy page is held for the whole loop (what the pages alone
+    predict, without when they were seen)."""
+    if not loops:
+        return CheckResult("busy_pages", None, "no failed loop with busy pages recorded")
+    kwargs = {"base_pfn": base_pfn, "area_pages": area_pages, "chunk_pages": chunk_pages,
+              "align_order": align_order, "attribution": attribution}
+    both = either = held_both = held_either = causes = placed = 0
+    per_loop, disagreeing = {}, []
+    for loop, measured in sorted(loops.items()):
+        chunks = len(measured.outcome)
+        predicted, pfns = replay_attributed_loop(chunks, measured.last_seen, **kwargs)
+        whole_loop, _ = replay_attributed_loop(
+            chunks, {pfn: (chunks, 0) for pfn in measured.last_seen}, **kwargs)
+        want, got = _failed_chunks(measured.outcome), _failed_chunks(predicted)
+        held = _failed_chunks(whole_loop)
+        both, either = both + len(want & got), either + len(want | got)
+        held_both, held_either = held_both + len(want & held), held_either + len(want | held)
+        causes += sum(measured.outcome[i] == predicted[i] for i in want)
+        placed += list(measured.pfns) == list(pfns)
+        per_loop[loop] = {"measured": measured.outcome, "predicted": predicted,
+                          "whole_loop": whole_loop, "agree": want == got}
+        if want != got:
+            disagreeing.append(loop)
+    agreement = both / either if either else 1.0
+    measured_chunks = sum(len(_failed_chunks(m.outcome)) for m in loops.values())
+    data = {"agreement": agreement, "failed_chunks": measured_chunks, "agreeing_chunks": both,
+            "causes_agreeing": causes,
+            "placement_agreeing_loops": placed if any(m.pfns for m in loops.values()) else None,
+            "whole_loop_agreement": held_both / held_either if held_either else 1.0,
+            "required": BUSY_PAGES_AGREEMENT, "loops": per_loop}
+    detail = (f"{both} of {either} failed chunks agree ({agreement:.0%}) over {len(loops)} "
+              f"loops; cause letters agree on {causes} of {measured_chunks}")
+    if data["placement_agreeing_loops"] is not None:
+        detail += f"; every chunk placed as measured in {placed} of {len(loops)} loops"
+    detail += f"; with every busy page held for the whole loop: {data['whole_loop_agreement']:.0%}"
+    if disagreeing:
+        detail += "; disagreeing loops: " + ", ".join(
+            f"{loop} (measured {_describe_failed(per_loop[loop]['measured'])}, "
+            f"model {_describe_failed(per_loop[loop]['predicted'])})" for loop in disagreeing[:5])
+    return CheckResult("busy_pages", agreement >= BUSY_PAGES_AGREEMENT, detail, data)

@@ -8,6 +8,7 @@ or campaign wrote to its folder, so a report can be made again at any time (`cma
 from __future__ import annotations
 
 import datetime
+import functools
 import html
 import json
 import platform
@@ -15,6 +16,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 from typing import Sequence
+from urllib.parse import quote
 
 from . import __version__, proc, stats
 from .cache import file_sha256
@@ -80,13 +82,24 @@ def provenance(folder: Path, argv: Sequence[str] | None = None) -> dict:
         "python": sys.version.split()[0],
         "host": platform.platform(),
         "qemu_version": _qemu_version(),
-        "kernel_config_sha256": {str(p.relative_to(folder)): file_sha256(p) for p in files if p.name == "kernel.config"},
+        "kernel_config_sha256": {str(p.relative_to(folder)): _sha256(p) for p in files if p.name == "kernel.config"},
         "command_lines": {
             "harness": " ".join(argv) if argv else None,
             "qemu": {str(p.relative_to(folder)): p.read_text().strip() for p in files if p.name == "qemu-cmdline.txt"},
         },
-        "artefacts": {str(p.relative_to(folder)): {"sha256": file_sha256(p), "bytes": p.stat().st_size} for p in files},
+        "artefacts": {str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files},
     }
+
+
+def _sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256_of(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=None)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
+    """A campaign report hashes each run's files for the run's page and again for its own: once is enough."""
+    return file_sha256(Path(path))
 
 
 def _qemu_version() -> str:
@@ -237,7 +250,8 @@ def render_campaign(facts: dict, prov: dict) -> str:
                      _causes(v["failed_chunks_by_cause"])))
     body.append(_table(rows))
     body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>state</b>")] + [
-        (f"<a href='runs/{_e(r['run'])}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"], _e(r["state"]))
+        (f"<a href='runs/{_e(quote(r['run']))}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"],
+         _e(r["state"]))
         for r in facts["runs"]])]
     reports = [dict(rep, run=r["run"]) for r in facts["runs"] for rep in r.get("kernel_reports", [])]
     body += _reports_html(reports)
@@ -323,10 +337,11 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
             summaries.append(json.loads((run_dir / "summary.json").read_text()))
             r = {**r, "kernel_reports": summaries[-1].get("kernel_reports", [])}
         runs.append(r)
-    per_arm = {v["variant"]: [rec for r in result["runs"] if _arm_of(r["run"]) == v["variant"]
-                              for rec in read_jsonl(folder / "runs" / r["run"] / "loops.jsonl")]
-               for v in result["variants"].values()}
-    rates = {v["variant"]: v for v in result["variants"].values()}
+    labels = {arm: f"{arm}: {v['variant']}" for arm, v in result["variants"].items()}
+    per_arm = {labels[arm]: [rec for r in result["runs"] if _arm_of(r["run"]) == v["variant"]
+                             for rec in read_jsonl(folder / "runs" / r["run"] / "loops.jsonl")]
+               for arm, v in result["variants"].items()}
+    rates = {labels[arm]: v for arm, v in result["variants"].items()}
     plot_campaign(per_arm, rates, folder / PLOT_PNG)
     facts = {"kind": "campaign", **result, "runs": runs, "busy_traces": top_traces(summaries)}
     prov = provenance(folder, argv)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import yaml
 
-from . import busy, guest, image, kernel, model, module, parse, trace, tracing
+from . import busy, crosscheck, guest, image, kernel, model, module, parse, trace, tracing
 from .boards.qemu import QemuBoard, QemuBoardConfig
 from .config import KernelSpec, Scenario, as_dict
 from .deadline import Deadline
@@ -60,6 +60,7 @@ class RunSummary:
     busy: dict | None = None            # busy traces: call chains with counts, refusing functions (busy.py)
     accounting: dict | None = None      # records vs sysfs vs trace (model.check_accounting)
     trace_error: str | None = None      # why a run with tracing on has no trace.txt
+    crosschecks: list = field(default_factory=list)  # the reference model's checks (crosscheck.py); never change state
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -92,6 +93,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
         with board, JsonlWriter(folder / "loops.jsonl") as out:
             _guest_session(scn, board, out, summary, loops, first_loop, folder, progress)
         _analyse(scn, folder, summary)
+        summary.crosschecks = crosscheck.crosscheck_quietly(scn, spec, folder, summary.as_dict())
     except (InfraError, OSError) as e:
         err = from_os_error(e, folder) if isinstance(e, OSError) else e
         summary.state, summary.error = RunState.INFRA, str(err)

@@ -16,7 +16,7 @@ from typing import Iterable
 
 # The irq-info column is 4 or 5 characters (5 since 5.x adds migrate-disable), absent with irq-info off;
 # a record-tgid column `(  pid)` may sit before the CPU. A comm may hold spaces and dashes: the pid is
-# the last `-<digits>` before the CPU column.
+# the `-<digits>` that the CPU column follows.
 HEADER = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
                     r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s(?P<rest>.*)$")
 EVENT = re.compile(r"^(?P<event>[\w.-]+):\s?(?P<body>.*)$")
@@ -24,7 +24,7 @@ PROBE_SITE = re.compile(r"^\((?P<site>[^()<\s]+)(?: <- (?P<func>[^()\s]+))?\)\s?
 # trace_seq_print_sym: a symbol (with +off/size under sym-offset), a raw address where kallsyms has
 # none, or `[unknown/kretprobe'd]` for a return address a kretprobe replaced (the unwinder stops there).
 FRAME = re.compile(r"^ => (?P<frame>\[unknown/kretprobe'd\]|0x[0-9a-f]+|[A-Za-z_.$][\w.$]*(?:\+0x[0-9a-f]+/0x[0-9a-f]+)?)"
-                   r"(?: \[(?P<module>[\w-]+)\])?\s*$")
+                   r"(?: \[[\w-]+\])?\s*$")          # a module's symbol ends in ` [<module>]`
 LOST = re.compile(r"^CPU:(?P<cpu>\d+) \[LOST (?:(?P<count>\d+) )?EVENTS\]")
 FIELD = re.compile(r"(?P<key>[\w.]+)=(?P<value>\S*)")
 

@@ -91,6 +91,9 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
         f"echo 0 > {t}/tracing_on",
         f"echo > {t}/trace",
         f"echo {buffer_kib} > {t}/buffer_size_kb",
+        # Raw %p: a hashed pointer prints as `(ptrval)` until the kernel's hash key exists, which an
+        # entropy-starved guest may never reach; cma_alloc_finish's page is how a failure reads (NULL).
+        f"echo 0 > {t}/options/hash-ptr",
         f"echo 1 > {t}/options/sym-offset",
         f"echo > {t}/kprobe_events",
         # Optimized kprobes jump to a detour buffer without unwind tables, where a stack trace stops;

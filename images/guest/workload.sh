@@ -33,7 +33,8 @@ churn() {
     done
 }
 
-# Metadata scan, one worker per CPU, pinned: stat every file of the tree the host put on the disk.
+# Metadata scan, one worker per CPU, pinned: stat every file of the tree the host put on the disk, one
+# directory at a time, pausing idle_ms after each.
 # Dropping the dentry and inode caches first sends each lookup back to the inode-table and directory
 # blocks (sb_getblk -> __find_get_block -> bh_lru_install), which stay clean: pins with b_count 1,
 # exactly the 2012 report's buffers, not dirty ones that would also need writeback to migrate.
@@ -43,8 +44,10 @@ scan() {
     echo 4 > /proc/sys/vm/drop_caches
     while :; do
         echo 3 > /proc/sys/vm/drop_caches
-        ls -lR "$1/tree" > /dev/null 2>&1
-        pause "$2"
+        for d in "$1"/tree/*; do
+            ls -l "$d" > /dev/null 2>&1
+            pause "$2"
+        done
     done
 }
 

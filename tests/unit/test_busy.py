@@ -28,7 +28,7 @@ def test_real_loop6_transient_chunk_failed_on_the_2012_chain():
     (traces, unjoined), items, _ = _join(6)
     assert unjoined == {5: "trace has 0 calls (0 failed), the record implies 56 (0 failed)"}, "loop 5 lies before the cut"
     t, = traces
-    assert (t.loop, t.chunk, t.cause, t.failed_calls, t.refused_by) == (6, 55, "T", 1, "try_to_free_buffers")
+    assert (t.loop, t.chunk, t.cause, t.failed_calls, t.refused_by, t.stage) == (6, 55, "T", 1, "try_to_free_buffers", "refused")
     assert t.chain[:len(SEED_PATH)] == SEED_PATH and t.chain[-3:] == ("loop_thread", "kthread", "ret_from_fork")
     assert t.refusals == {"try_to_free_buffers": 53}
     assert t.pfn == 0x4bfee and t.page["pfn"] == t.pfn
@@ -82,3 +82,53 @@ def test_innermost_drops_functions_that_only_passed_a_refusal_on():
     deep = busy.Refusal("try_to_free_buffers", 0, SEED_PATH, 1.0)
     outer = busy.Refusal("alloc_contig_range", -16, ("alloc_contig_range", "cma_alloc"), 1.1)
     assert busy.innermost([deep, outer]) == [deep]
+
+
+def test_real_trace_with_hashed_pointers_still_tells_success_from_failure():
+    """Recorded from a reintroduce-2012 run whose set-up left options/hash-ptr on: every page pointer
+    the trace printed is `(ptrval)` (no hash key yet in the guest), and NULL still prints as zeros.
+    Cut to loop 16, where chunk 55 failed once and a plain retry succeeded."""
+    console = (FIXTURES / "console-reintroduce-2012-hashed-loop16.log").read_text(errors="replace").splitlines()
+    items = trace.parse_trace((FIXTURES / "trace-reintroduce-2012-hashed-loop16.txt").read_text().splitlines())
+    assert {e.fields["page"] for e in items if e.event == "cma_alloc_finish"} == {"(ptrval)", "00000000"}
+    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    traces, unjoined = busy.join(records, busy.cma_calls(items, AREA))
+    assert [(t.loop, t.chunk, t.cause, t.refused_by) for t in traces] == [(16, 55, "T", "try_to_free_buffers")]
+    assert list(unjoined) == [15] and busy.failed_finish_events(items, AREA) == 1
+
+
+def test_real_loop_where_nothing_refused_the_page_was_never_migrated():
+    """Recorded from another reintroduce-2012 run (tracing on), cut to loop 4: chunk 55's two failed
+    calls saw no refusal and no migration failure (mm_migrate_pages nr_failed=0), yet the window stayed
+    busy at pfn 0x4bff7: isolate_migratepages_range never handed that page over. No page dump either:
+    __alloc_contig_migrate_range returned 0, so alloc_contig_dump_pages() did not run."""
+    console = (FIXTURES / "console-reintroduce-2012-loop4-isolation.log").read_text(errors="replace").splitlines()
+    items = trace.parse_trace((FIXTURES / "trace-reintroduce-2012-loop4-isolation.txt").read_text().splitlines())
+    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    traces, _ = busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console)))
+    t, = traces
+    assert (t.loop, t.cause, t.stage, t.refused_by, t.chain, t.pfn, t.page) == (4, "L", "isolation", None, (), 0x4bff7, None)
+
+
+def test_nested_refusals_continue_each_other():
+    inner = busy.Refusal("__buffer_migrate_folio", -11, ("__buffer_migrate_folio", "buffer_migrate_folio_norefs"), 1.0)
+    outer = busy.Refusal("buffer_migrate_folio_norefs", -11, ("buffer_migrate_folio_norefs", "migrate_pages_batch"), 1.1)
+    first, second = busy.stitch([inner, outer])
+    assert first.chain == ("__buffer_migrate_folio", "buffer_migrate_folio_norefs", "migrate_pages_batch")
+    assert second == outer and busy.innermost([first, second]) == [first]
+
+
+def test_real_stock_journal_failure_is_refused_on_the_6_1_block_device_path():
+    """Recorded from `cma-harness run` on stock 6.1 with a journaled ext4 (workload.profile journal),
+    cut to loop 17: chunk 55 failed three times (P). buffer_migrate_folio_norefs (defence 3) flushed
+    the bh LRUs and still found the buffers busy: the journal holds them, not an LRU."""
+    console = (FIXTURES / "console-stock-journal-loop17.log").read_text(errors="replace").splitlines()
+    items = trace.parse_trace((FIXTURES / "trace-stock-journal-loop17.txt").read_text().splitlines())
+    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    traces, unjoined = busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console)))
+    t, = traces
+    assert (t.loop, t.cause, t.failed_calls, t.refused_by) == (17, "P", 3, "__buffer_migrate_folio")
+    assert t.chain == ("__buffer_migrate_folio", "buffer_migrate_folio_norefs", "migrate_pages_batch")
+    assert t.refusals == {"__buffer_migrate_folio": 150, "buffer_migrate_folio_norefs": 150, "try_to_free_buffers": 5}
+    assert t.page["flags"] == ["dirty", "private", "reclaim", "zone=0"] and t.page["refcount"] == 3
+    assert busy.failed_finish_events(items, AREA) == records[-1].calls_failed == 3

@@ -82,6 +82,7 @@ def test_interrupt_then_resume_measures_what_an_uninterrupted_campaign_does(tmp_
         assert f"resuming: {kept[0]} baseline and {kept[1]} patched loops" in messages[0]
 
     assert _totals(resumed) == _totals(whole)
+    assert [r["state"] for r in resumed["runs"]].count("interrupted") == 1, "the cut run is listed as such"
     assert resumed["verdict"] == whole["verdict"]
     looks = [json.loads(l)["loops_per_variant"] for l in (tmp_path / "cut" / "decisions.jsonl").read_text().splitlines()]
     assert looks[-1] == [json.loads(l)["loops_per_variant"]

@@ -502,17 +502,86 @@ def test_check_variant_rule_flags_lru_failures_that_cannot_happen():
     assert "race" in model.check_variant_rule(ALL_VARIANTS["remove-1"], 1).detail
 
 
-def test_check_busy_pages_replays_failed_loops():
-    base_pfn = BASE_PA >> 12
-    slot_10 = base_pfn + 10 * SLOT_PAGES + 3
-    slot_20 = base_pfn + 20 * SLOT_PAGES
-    kwargs = {"base_pfn": base_pfn, "area_pages": AREA_PAGES, "chunk_pages": SLOT_PAGES,
-              "chunks": 56}
-    result = model.check_busy_pages({4: [slot_10], 9: [slot_10, slot_20]},
-                                    {4: [55], 9: [54, 55]}, **kwargs)
+def _slot(n, offset=0):
+    """pfn of page `offset` in 1 MiB slot n of the test area."""
+    return (BASE_PA >> 12) + n * SLOT_PAGES + offset
+
+
+AREA_KWARGS = {"base_pfn": BASE_PA >> 12, "area_pages": AREA_PAGES, "chunk_pages": SLOT_PAGES}
+
+
+def _idle_calls(slots):
+    return [model.MeasuredCall(chunk, True, _slot(slot), None) for chunk, slot in enumerate(slots)]
+
+
+def test_check_placement_idle_and_inferred_busy_ranges():
+    idle = _idle_calls(range(56))
+    # Chunk 10 found slot 10 busy and took 11; the page left, so chunk 55 took slot 10.
+    shifted = _idle_calls([*range(10), *range(11, 56), 10])
+    result = model.check_placement({0: idle, 1: shifted}, **AREA_KWARGS)
+    assert result.ok is True
+    assert result.data["idle_loops"] == 1 and result.data["busy_loops_inferred"] == [1]
+    assert "inferred from the placement" in result.detail
+
+
+def test_check_placement_refuses_a_placement_first_fit_cannot_reach():
+    # Chunk 1 a quarter slot off: not 1 MiB aligned, so no busy range explains it.
+    odd = _idle_calls(range(56))
+    odd[1] = odd[1]._replace(pfn=_slot(1, 64))
+    # Chunk 3 where chunk 2 already sits.
+    taken = _idle_calls([0, 1, 2, 2])
+    result = model.check_placement({5: odd, 6: taken}, **AREA_KWARGS)
+    assert result.ok is False
+    assert result.data["mismatches"] == [
+        "loop 5 chunk 1: measured 0x48140000, not a free aligned range the search can reach "
+        "(the model's first choice: 0x48100000)",
+        "loop 6 chunk 3: measured 0x48200000, not a free aligned range the search can reach "
+        "(the model's first choice: 0x48300000)"]
+
+
+def test_check_placement_replays_traced_busy_ranges_exactly():
+    # Chunks 10 to 54 each met a busy page in slot 10 first (a call retries from the start of
+    # the area); chunk 55 found slot 10 free again.
+    calls = [c._replace(busy=(_slot(10, 7),) if 10 <= c.chunk < 55 else ())
+             for c in _idle_calls([*range(10), *range(11, 56), 10])]
+    assert model.check_placement({0: calls}, **AREA_KWARGS).data["busy_loops_traced"] == [0]
+    # The trace says chunk 10 met a busy page in slot 12: the model would have taken slot 10.
+    wrong = list(calls)
+    wrong[10] = wrong[10]._replace(busy=(_slot(12),))
+    result = model.check_placement({0: wrong}, **AREA_KWARGS)
+    assert result.ok is False
+    assert "chunk 10: the trace saw busy pages at 0x48c00000, the model met busy ranges at none" in result.detail
+
+
+def test_attributed_replay_holds_pages_until_their_last_sighting():
+    # A page in slot 10 that chunk 55's first try and plain retry found busy, and nothing after:
+    # the flush-and-retry gets slot 10 (L), and every earlier chunk stepped over it.
+    outcome, pfns = model.replay_attributed_loop(56, {_slot(10, 3): (55, 1)}, **AREA_KWARGS)
+    assert outcome == "." * 55 + "L"
+    assert pfns[10] == _slot(11) and pfns[55] == _slot(10)
+    # Seen by the first try only: transient, the plain retry gets it (T).
+    assert model.replay_attributed_loop(56, {_slot(10, 3): (55, 0)}, **AREA_KWARGS)[0] == "." * 55 + "T"
+    # Seen by all three calls: persistent (P), no address.
+    outcome, pfns = model.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, **AREA_KWARGS)
+    assert outcome[-1] == "P" and pfns[-1] is None
+    assert model.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, attribution=False,
+                                        **AREA_KWARGS)[0] == "." * 55 + "F"
+
+
+def test_check_busy_pages_compares_failed_chunks_one_by_one():
+    lru = model.FailedLoop("." * 55 + "L", {_slot(10, 3): (55, 1)})
+    # Chunk 54 failed (T) on pages in slots 52 and 53, seen again by its retry in slot 52 only;
+    # chunk 55 succeeded: the pages were gone. Held for the whole loop, 55 would fail too.
+    transient = model.FailedLoop("." * 54 + "T.", {_slot(52): (54, 1), _slot(53, 9): (54, 0)})
+    result = model.check_busy_pages({4: lru, 12: transient}, **AREA_KWARGS)
     assert result.ok is True and result.data["agreement"] == 1.0
-    result = model.check_busy_pages({4: [slot_10], 9: [slot_10, slot_20]},
-                                    {4: [10], 9: [54, 55]}, **kwargs)
-    assert result.ok is False and result.data["agreement"] == 0.5
-    assert result.data["loops"][4] == {"predicted": [55], "measured": [10], "agree": False}
-    assert model.check_busy_pages({}, {}, **kwargs).ok is None
+    assert result.data["causes_agreeing"] == 2 and result.data["failed_chunks"] == 2
+    assert result.data["whole_loop_agreement"] == 2 / 3
+    # A busy page in slot 10 cannot fail chunk 20 (the record says it did): chunk 20 takes
+    # slot 21, and the page is gone before chunk 55 comes back to slot 10. A disagreement.
+    wrong = model.FailedLoop("." * 20 + "P" + "." * 35, {_slot(10, 3): (20, 2)})
+    result = model.check_busy_pages({4: lru, 9: wrong}, **AREA_KWARGS)
+    assert result.ok is False and result.data["agreement"] == 1 / 2
+    assert result.data["loops"][9]["agree"] is False
+    assert "9 (measured chunks 20P, model no failed chunk)" in result.detail
+    assert model.check_busy_pages({}, **AREA_KWARGS).ok is None

@@ -8,7 +8,7 @@ import pytest
 from harness.boards import base
 from harness.deadline import Deadline
 from harness.errors import InfraError
-from harness.shell import Shell
+from harness.shell import CommandResult, Shell
 
 
 class LocalBoard(base.Board):
@@ -53,18 +53,49 @@ def test_empty_file(board, tmp_path):
     assert board.read_file(str(tmp_path / "empty"), Deadline(10)) == b""
 
 
+def _damaging(board, monkeypatch, damaged_answers):
+    """The channel drops a run of bytes from the first `damaged_answers` piece answers, as QEMU's
+    virtconsole does when its socket is full."""
+    real, left = board.run_script, [damaged_answers]
+
+    def run_script(script, deadline):
+        result = real(script, deadline)
+        if "base64" in script and left[0] > 0:
+            left[0] -= 1
+            out, cut = result.output, 80 + left[0] % 2    # a whole number of base64 quads, or not
+            result = CommandResult(result.command, out[:100] + out[100 + cut:], result.status)
+        return result
+
+    monkeypatch.setattr(board, "run_script", run_script)
+
+
+def test_a_piece_that_arrives_damaged_is_asked_for_again(board, tmp_path, monkeypatch):
+    monkeypatch.setattr(base, "READ_PIECE", 4096)
+    data = os.urandom(9000)
+    (tmp_path / "f").write_bytes(data)
+    _damaging(board, monkeypatch, damaged_answers=2)
+    assert board.read_file(str(tmp_path / "f"), Deadline(30)) == data
+
+
+def test_a_piece_damaged_every_time_is_an_infrastructure_error(board, tmp_path, monkeypatch):
+    (tmp_path / "f").write_bytes(os.urandom(3000))
+    _damaging(board, monkeypatch, damaged_answers=base.READ_TRIES)
+    with pytest.raises(InfraError, match=f"piece 0 arrived damaged {base.READ_TRIES} times"):
+        board.read_file(str(tmp_path / "f"), Deadline(30))
+
+
 def test_a_file_that_changes_while_read_is_refused(board, tmp_path, monkeypatch):
     path = tmp_path / "growing"
     path.write_bytes(b"x" * 5000)
     monkeypatch.setattr(base, "READ_PIECE", 4096)
     real = board.run_script
 
-    def grow_after_first_piece(script, deadline):
+    def rewrite_after_first_piece(script, deadline):
         result = real(script, deadline)
         if "skip=0" in script:
             path.write_bytes(b"y" * 5000)
         return result
 
-    monkeypatch.setattr(board, "run_script", grow_after_first_piece)
+    monkeypatch.setattr(board, "run_script", rewrite_after_first_piece)
     with pytest.raises(InfraError, match="sha256 differs"):
         board.read_file(str(path), Deadline(10))

@@ -50,22 +50,22 @@ def test_run_report(tmp_path):
 
 def test_campaign_report_links_every_run(tmp_path):
     _run_folder(tmp_path / "runs" / "000-reintroduce-2012", state="reproduced")
-    _run_folder(tmp_path / "runs" / "001-stock", state="pass", outcomes=("..", ".."))
+    _run_folder(tmp_path / "runs" / "001-stock#B", state="pass", outcomes=("..", ".."))
     (tmp_path / "campaign.json").write_text("{}")
     rate = {"events": 1, "trials": 3, "low": 0.06, "high": 0.79, "rate": 1 / 3}
     zero = {"events": 0, "trials": 2, "low": 0.0, "high": 0.66, "rate": 0.0}
     summary = {"plan": {"alpha": 0.001}, "metric": "failed loops", "verdict": "inconclusive", "decision": None,
                "variants": {"baseline": {"variant": "reintroduce-2012", "loops": 3, "failed_loops": rate,
                                          "lru_caused_loops": rate, "failed_chunks_by_cause": {"L": 1}},
-                            "patched": {"variant": "stock", "loops": 2, "failed_loops": zero,
+                            "patched": {"variant": "stock#B", "loops": 2, "failed_loops": zero,
                                         "lru_caused_loops": zero, "failed_chunks_by_cause": {}}},
                "runs": [{"run": "000-reintroduce-2012", "variant": "reintroduce-2012", "loops": 3, "state": "reproduced"},
-                        {"run": "001-stock", "variant": "stock", "loops": 2, "state": "pass"}]}
+                        {"run": "001-stock#B", "variant": "stock", "loops": 2, "state": "pass"}]}
     (tmp_path / "summary.json").write_text(json.dumps(summary))
     page = report.write(tmp_path)
     html = page.read_text()
-    assert "<b>INCONCLUSIVE</b>" in html and "runs/001-stock/report.html" in html
-    assert (tmp_path / "runs" / "001-stock" / "report.html").exists()
+    assert "<b>INCONCLUSIVE</b>" in html and "runs/001-stock%23B/report.html" in html, "a # in a link is quoted"
+    assert (tmp_path / "runs" / "001-stock#B" / "report.html").exists()
     assert (tmp_path / "failures.png").stat().st_size > 1000
 
 
