@@ -12,9 +12,10 @@ DISK_DEVICE = "/dev/vda"
 
 
 def mount_disk() -> str:
-    # noatime: reading metadata must not dirty it (an atime update dirties the inode-table block, and a
-    # dirty buffer is busy for reasons of its own, which would blur the LRU attribution).
-    return f"mkdir -p {MOUNT_POINT} && mount -t ext4 -o noatime {DISK_DEVICE} {MOUNT_POINT}"
+    # Default options (relatime), as a device mounts it: the scan's atime updates are metadata traffic too
+    # (ext4_mark_inode_dirty looks the inode-table block up again, through the bh LRU). Measured: with
+    # noatime the LRU-caused loop rate on reintroduce-2012 fell from about 4 % to about 2 %.
+    return f"mkdir -p {MOUNT_POINT} && mount -t ext4 {DISK_DEVICE} {MOUNT_POINT}"
 
 
 def start_workload(w: WorkloadSpec) -> str:
