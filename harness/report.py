@@ -61,6 +61,7 @@ def run_facts(summary: dict, records: list[dict]) -> dict:
         "timings": summary.get("timings", {}),
         "counters_delta": summary.get("counters_delta"),
         "area": summary.get("area"),
+        "crosschecks": summary.get("crosschecks") or [],
     }
 
 
@@ -229,6 +230,7 @@ def render_run(facts: dict, prov: dict) -> str:
     ])]
     body += _reports_html(facts["kernel_reports"])
     body += _traces_html(facts["busy_traces"])
+    body += _crosschecks_html(facts["crosschecks"])
     body += ["<h2>Failures per loop</h2>", f"<img src='{PLOT_PNG}' alt='failed chunks per loop, by cause'>"]
     body += _provenance_html(prov)
     return _page(f"cma-harness run {facts['variant']}: {state}", body)
@@ -285,6 +287,15 @@ def _traces_html(traces: list[dict]) -> list[str]:
     rows += [(t["count"], "<code>" + " &larr; ".join(_e(f) for f in t["chain"]) + "</code>" if t["chain"]
               else "(nothing refused in the trace)") for t in traces]
     return ["<h2>Top busy traces</h2>", _table(rows)]
+
+
+def _crosschecks_html(checks: list[dict]) -> list[str]:
+    """The reference model's verdict on the measurement: a `fail` is a finding, not a run state."""
+    if not checks:
+        return []
+    rows = [("<b>check</b>", "<b>status</b>", "<b>detail</b>")]
+    rows += [(_e(c["name"]), f"<b>{_e(c['status'])}</b>", _e(c.get("detail", ""))) for c in checks]
+    return ["<h2>Cross-checks against the reference model</h2>", _table(rows)]
 
 
 def _provenance_html(prov: dict) -> list[str]:

@@ -73,3 +73,13 @@ def test_an_interrupted_campaign_says_how_to_resume(tmp_path):
     (tmp_path / "campaign.json").write_text("{}")
     with pytest.raises(report.InputError, match="resume it with the same"):
         report.write(tmp_path)
+
+
+def test_run_report_shows_the_cross_checks_and_a_failed_one_as_such(tmp_path):
+    checks = [{"name": "placement", "status": "pass", "detail": "all 3 loops at the idle placement"},
+              {"name": "variant_rule", "status": "fail", "detail": "stock: 1 LRU-caused chunk, none possible"}]
+    folder = _run_folder(tmp_path / "run", state="reproduced", crosschecks=checks)
+    html = report.write_run(folder).read_text()
+    assert "Cross-checks against the reference model" in html
+    assert "<td>variant_rule</td><td><b>fail</b></td><td>stock: 1 LRU-caused chunk, none possible</td>" in html
+    assert "<b>REPRODUCED</b>" in html, "a failed cross-check does not change the run's state"
