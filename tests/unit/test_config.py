@@ -62,3 +62,12 @@ def test_overrides_are_validated_like_yaml():
     assert config.with_overrides(scn, "module", loops=5).module.loops == 5
     with pytest.raises(InputError, match="module.loops"):
         config.with_overrides(scn, "module", loops=0)
+
+
+def test_an_omitted_key_means_the_seed_value():
+    """A scenario that leaves a key out gets what the embedded default says, not some other number:
+    the dataclass defaults and seed-2012.yaml must agree (they once differed on churn_workers)."""
+    import dataclasses
+    seed, bare = config.load(), config.Scenario()
+    for section in ("board", "kernel", "area", "module", "workload", "trace"):
+        assert dataclasses.asdict(getattr(seed, section)) == dataclasses.asdict(getattr(bare, section)), section
