@@ -225,17 +225,10 @@ def _strip1(name: str) -> str:
 def _configure(spec: KernelSpec, tree: Path, log_path: Path, progress) -> None:
     """allnoconfig with the fragments as KCONFIG_ALLCONFIG; then check every fragment line really holds."""
     progress("configuring: allnoconfig + " + ", ".join(spec.fragments))
-    wanted: dict[str, str] = {}
-    text = []
-    for name in spec.fragments:
-        body = fragment_path(name).read_text()
-        text.append(body)
-        for line in body.splitlines():
-            m = re.match(r"^(CONFIG_\w+)=(.*)$", line) or re.match(r"^# (CONFIG_\w+) is not set$", line)
-            if m:
-                wanted[m.group(1)] = m.group(2) if m.re.pattern.startswith("^(CONFIG") else "n"
+    text = "\n".join(fragment_path(name).read_text() for name in spec.fragments) + "\n"
+    wanted = parse_config(text)         # a fragment is .config syntax: later fragments win, as in Kconfig
     allconfig = tree / "cma-harness.allconfig"
-    allconfig.write_text("\n".join(text) + "\n")
+    allconfig.write_text(text)
     proc.run(["make", *MAKE_VARS, f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"], cwd=tree, log_path=log_path)
     got = parse_config((tree / ".config").read_text())
     unmet = [f"{sym}={val} (got {got.get(sym, 'n')})" for sym, val in wanted.items() if got.get(sym, "n") != val]

@@ -38,11 +38,6 @@ def template_params(spec: ModuleSpec) -> dict:
     }
 
 
-def validated(spec: ModuleSpec) -> ModuleSpec:
-    """Re-validate through the config loader, so a ModuleSpec built in code obeys the YAML ranges too."""
-    return revalidated(spec)
-
-
 def render(spec: ModuleSpec) -> dict[str, str]:
     """{filename: text} of the module sources; an undefined template variable is an error, never empty."""
     env = jinja2.Environment(
@@ -51,7 +46,8 @@ def render(spec: ModuleSpec) -> dict[str, str]:
         keep_trailing_newline=True,
         autoescape=False,  # C source, not HTML: values are validated integers/booleans/choices instead
     )
-    params = template_params(validated(spec))
+    # Re-validated through the config loader: a ModuleSpec built in code obeys the YAML ranges too.
+    params = template_params(revalidated(spec))
     return {
         f"{MODULE_NAME}.c": env.get_template("cma_harness.c.j2").render(params),
         "Kbuild": env.get_template("Kbuild.j2").render(params),
