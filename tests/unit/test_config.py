@@ -53,8 +53,15 @@ def test_missing_file_says_so(tmp_path):
 
 
 def test_unknown_variant_lists_the_known_ones():
-    with pytest.raises(InputError, match="known variants: reintroduce-2012, stock"):
+    with pytest.raises(InputError, match="known variants: reintroduce-2012, remove-1, .*remove-3, stock"):
         config.load().variant("patched")
+
+
+def test_the_seed_names_a_variant_for_every_patch_series():
+    """Every series in kernel-configs/patches/ can be measured with `--variant`/`--baseline` by name."""
+    from harness import kernel
+    series = {p.parent.name for p in kernel.PATCHES_DIR.glob("*/series")}
+    assert {v.patches for v in config.load().variants.values()} - {None} == series
 
 
 def test_overrides_are_validated_like_yaml():
