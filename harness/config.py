@@ -28,7 +28,7 @@ def _choice(*values: str) -> dict:
 class BoardSpec:
     kind: str = field(default="qemu", metadata=_choice("qemu"))
     cpus: int = field(default=2, metadata=_range(2, 8))
-    memory_mib: int = field(default=192, metadata=_range(96, 2048))
+    memory_mib: int = field(default=128, metadata=_range(96, 2048))
     cpu: str = field(default="cortex-a15", metadata=_choice("cortex-a15", "cortex-a7"))
     boot_timeout_s: int = field(default=180, metadata=_range(10, 3600))
     # No console line and no loop record for this long means the guest hangs.
@@ -70,18 +70,18 @@ class WorkloadSpec:
     profile: str = field(default="nojournal", metadata=_choice("nojournal", "journal", "none"))
     disk_mib: int = field(default=256, metadata=_range(32, 4096))
     # Metadata churn: each worker creates, lists and deletes this many small files per round, pinned to a CPU.
-    churn_workers: int = field(default=2, metadata=_range(0, 8))
+    churn_workers: int = field(default=0, metadata=_range(0, 8))
     files_per_round: int = field(default=200, metadata=_range(1, 100_000))
     # Metadata scan: workers that stat every file of a tree of tree_files small files made on the host.
     scan_workers: int = field(default=2, metadata=_range(0, 8))
     tree_files: int = field(default=1000, metadata=_range(0, 200_000))
     # Pause between a worker's rounds, ms: bursts of I/O with idle gaps, so LRU pins outlive a burst.
-    idle_ms: int = field(default=0, metadata=_range(0, 60_000))
+    idle_ms: int = field(default=1000, metadata=_range(0, 60_000))
     # ext4 block size. 4096: one buffer head per page, so a page is busy only for its own buffer's sake;
     # with 1024, four buffers share a page and a dirty or locked neighbour blurs the attribution.
     block_size: int = field(default=4096, metadata={"choices_int": (1024, 2048, 4096)})
     # Page-cache fill: a file of this size written and read back in a loop, so movable pages enter CMA.
-    fill_mib: int = field(default=96, metadata=_range(0, 2048))
+    fill_mib: int = field(default=0, metadata=_range(0, 2048))
     # Seconds the workload runs before the test loop starts, so the page cache is full at loop 0.
     warmup_s: int = field(default=5, metadata=_range(0, 600))
 
