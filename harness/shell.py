@@ -70,17 +70,6 @@ class Shell:
         status = int(_text(self.channel.match.group(1)))
         return CommandResult(script, output.replace("\r\n", "\n"), status)
 
-    def wait_ready(self, deadline: Deadline, poll: float = 2.0) -> None:
-        """Poke the shell until it answers (it starts some time after the kernel)."""
-        last: Exception | None = None
-        while not deadline.expired:
-            try:
-                if self.run_script("true", deadline.child(poll)).status == 0:
-                    return
-            except ShellTimeout as e:
-                last = e
-        raise ShellTimeout(f"the guest shell did not answer within {deadline.seconds:.0f} s") from last
-
 
 def _text(data) -> str:
     return data.decode("utf-8", "replace") if isinstance(data, bytes) else data

@@ -144,9 +144,6 @@ class QemuBoard(Board):
             return iter(())
         return self._console.lines(tick)
 
-    def console_tail(self, n: int = 15) -> list[str]:
-        return self._console.tail(n) if self._console else []
-
     def run(self, argv: Sequence[str], deadline: Deadline) -> CommandResult:
         return self._require_shell().run(argv, deadline)
 
