@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import gzip
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .boards.base import Board
 from .deadline import Deadline
+from .errors import InfraError
 
 TRACEFS = "/sys/kernel/tracing"
 GROUP = "cmah"                      # kprobe event group: events/cmah/<name>
-TRACE_FILE = "/tmp/cmah-trace.txt"  # guest tmpfs, filled by the reader while the loop runs
+# Where the reader writes when the board cannot stream the trace out (Board.trace_stream is None):
+# guest tmpfs, which costs guest memory as it grows (tens of MiB on a run where every loop fails).
+TRACE_FILE = "/tmp/cmah-trace.txt"
+# Written to the stream after the reader has stopped: the host knows the trace is whole when it sees it.
+STREAM_END = "cma-harness: end of trace"
 READER_PID = "/tmp/cmah-trace.pid"
 # The loop thread is kthread_create(..., "cma_harness/%d", cpu): only its calls are the test's.
 LOOP_COMM_GLOB = "cma_harness*"
@@ -83,9 +89,10 @@ def _write(value: str, path: str) -> str:
     return f"echo {shlex.quote(value)} > {path}"
 
 
-def setup_script(buffer_kib: int, page_dumps: bool) -> str:
+def setup_script(buffer_kib: int, page_dumps: bool, sink: str = TRACE_FILE) -> str:
     """Probes, filters, stack triggers and events; a per-CPU ring of buffer_kib; tracing on; a reader
-    that drains trace_pipe into TRACE_FILE so the ring never overwrites."""
+    that drains trace_pipe into `sink` (a file, or a device that streams it out of the guest) so the
+    ring never overwrites."""
     t = TRACEFS
     lines = [
         f"echo 0 > {t}/tracing_on",
@@ -115,7 +122,7 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
         lines.append(_write(f"{PAGE_DUMPS} +p", "/proc/dynamic_debug/control"))
     lines += [
         f"echo 1 > {t}/tracing_on",
-        f"cat {t}/trace_pipe > {TRACE_FILE} 2>/dev/null &",
+        f"cat {t}/trace_pipe > {sink} 2>/dev/null &",
         f"echo $! > {READER_PID}",
     ]
     # A subshell: `set -ex` stops at the first write the kernel refuses and shows which one,
@@ -123,27 +130,65 @@ def setup_script(buffer_kib: int, page_dumps: bool) -> str:
     return "(\nset -ex\n" + "\n".join(lines) + "\n)"
 
 
-# Tracing off, a second for the reader to drain what is left, then the reader stops: trace_pipe
-# consumes what it reads, so nothing is read twice and nothing still in the ring is lost.
-STOP_SCRIPT = (
-    f"echo 0 > {TRACEFS}/tracing_on; {_write(f'{PAGE_DUMPS} -p', '/proc/dynamic_debug/control')}; "
-    f"sleep 1; kill $(cat {READER_PID}) 2>/dev/null; "
-    f"for f in {TRACEFS}/per_cpu/cpu*/stats; do echo \"== $f\"; cat $f; done"
-)
+def stop_script(sink: str = TRACE_FILE) -> str:
+    """Tracing off; the reader drains the ring (trace_pipe consumes what it reads, so nothing is read
+    twice) until every CPU's `entries` is 0, at most 10 s, plus a second for its last write; then the
+    reader stops, and a stream gets its end line. Prints the ring's per-CPU stats (overruns, drops)."""
+    t = TRACEFS
+    lines = [
+        f"echo 0 > {t}/tracing_on",
+        _write(f"{PAGE_DUMPS} -p", "/proc/dynamic_debug/control"),
+        f"i=0; while [ $i -lt 100 ] && grep -q '^entries: [1-9]' {t}/per_cpu/cpu*/stats; do "
+        "usleep 100000; i=$((i + 1)); done",
+        "sleep 1",
+        f"r=$(cat {READER_PID}); kill $r 2>/dev/null; while kill -0 $r 2>/dev/null; do usleep 50000; done",
+    ]
+    if sink != TRACE_FILE:
+        # A virtio serial port is open once at a time: the end line goes after the reader has closed it.
+        lines.append(f"echo {shlex.quote(STREAM_END)} > {sink}")
+    lines.append(f"for f in {t}/per_cpu/cpu*/stats; do echo \"== $f\"; cat $f; done")
+    return "; ".join(lines)
 
 
 def start(board: Board, buffer_kib: int, page_dumps: bool, deadline: Deadline) -> None:
     """Set tracing up in the guest and start the reader (before the test module is loaded)."""
-    board.run_script(setup_script(buffer_kib, page_dumps), deadline).check()
+    board.run_script(setup_script(buffer_kib, page_dumps, _sink(board)), deadline).check()
 
 
 def collect(board: Board, folder: Path, deadline: Deadline) -> Path:
-    """Stop tracing and copy the trace to folder/trace.txt byte for byte; the ring's own
+    """Stop tracing and put the trace in folder/trace.txt byte for byte; the ring's own
     overrun/dropped counters go to folder/trace-stats.txt."""
-    stats = board.run_script(STOP_SCRIPT, deadline).check().output
+    stats = board.run_script(stop_script(_sink(board)), deadline).check().output
     (folder / "trace-stats.txt").write_text(stats)
-    # Compressed in the guest: trace text shrinks about tenfold, and the console channel is slow.
-    board.run_script(f"gzip -c {TRACE_FILE} > {TRACE_FILE}.gz", deadline).check()
     out = folder / "trace.txt"
+    if board.trace_stream is not None:
+        stream = board.trace_stream[1]
+        out.write_bytes(wait_for_stream_end(stream, deadline))
+        stream.unlink()
+        return out
+    # Compressed in the guest: trace text shrinks about tenfold, and the command channel is slow.
+    board.run_script(f"gzip -c {TRACE_FILE} > {TRACE_FILE}.gz", deadline).check()
     out.write_bytes(gzip.decompress(board.read_file(f"{TRACE_FILE}.gz", deadline)))
     return out
+
+
+def _sink(board: Board) -> str:
+    return board.trace_stream[0] if board.trace_stream is not None else TRACE_FILE
+
+
+def wait_for_stream_end(stream: Path, deadline: Deadline, poll_s: float = 0.1) -> bytes:
+    """The streamed trace without its end line, once the end line has arrived (the host side of a
+    serial port may lag the guest's write by a moment)."""
+    end = (STREAM_END + "\n").encode()
+    while True:
+        size = stream.stat().st_size if stream.exists() else 0
+        if size >= len(end):
+            with stream.open("rb") as f:
+                f.seek(size - len(end))
+                if f.read() == end:
+                    f.seek(0)
+                    return f.read(size - len(end))
+        if deadline.expired:
+            raise InfraError(f"the trace stream {stream} did not end with {STREAM_END!r} within "
+                             f"{deadline.seconds:.0f} s ({size} bytes arrived)")
+        time.sleep(poll_s)

@@ -7,6 +7,7 @@ import base64
 import enum
 import hashlib
 import shlex
+from pathlib import Path
 from typing import Iterator, Sequence
 
 from ..deadline import Deadline
@@ -31,6 +32,9 @@ class Board(abc.ABC):
     """A guest to test on. The kernel console and the command channel are separate streams."""
 
     state: BoardState = BoardState.OFF
+    # (guest device, host file): a channel the guest can stream its trace into as it is written, so the
+    # trace costs no guest memory and survives a crash. None: the guest keeps it until it is copied back.
+    trace_stream: tuple[str, Path] | None = None
 
     @abc.abstractmethod
     def power_on(self, deadline: Deadline) -> None:

@@ -46,7 +46,12 @@ def kernel_cmdline(machine: QemuMachine, extra: Sequence[str] = ()) -> str:
     return " ".join([f"console={machine.console}", "rdinit=/init", "panic=-1", "cma=0", "loglevel=7", *extra])
 
 
-def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path) -> list[str]:
+# The guest's name for the trace port (nr 2; the command channel is nr 1, /dev/vport0p1, served by
+# images/guest/init; nr 0 is kept for a virtconsole).
+TRACE_PORT = "/dev/vport0p2"
+
+
+def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path, trace_path: Path) -> list[str]:
     return [
         qemu, *cfg.machine.hardware_args(),
         "-accel", "tcg,thread=multi",
@@ -60,7 +65,12 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path) -> list[str]:
         "-chardev", f"socket,id=cmd,path={socket_path},server=on,wait=off",
         # A virtio serial port, not a virtconsole: a console port drops what the socket cannot take at
         # once (seen: 5.5 KB of a 57 KB transfer lost under load); a serial port throttles instead.
-        "-device", "virtserialport,chardev=cmd,name=cma-harness.cmd",
+        "-device", "virtserialport,chardev=cmd,name=cma-harness.cmd,nr=1",
+        # The trace streams out of the guest into the run folder as it is written, instead of filling
+        # guest tmpfs (on a 128 MiB guest whose loops all failed it reached 42 MiB and the OOM killer
+        # came). A file always takes what it is given; a serial port loses nothing on the way.
+        "-chardev", f"file,id=trace,path={trace_path}",
+        "-device", "virtserialport,chardev=trace,name=cma-harness.trace,nr=2",
     ]
 
 
@@ -76,12 +86,13 @@ class QemuBoard(Board):
         # Unix socket paths are limited to 107 bytes and run folders can be deep: a private temp dir.
         self._sockdir = tempfile.TemporaryDirectory(prefix="cma-harness-")
         self._socket_path = Path(self._sockdir.name) / "cmd.sock"
+        self.trace_stream = (TRACE_PORT, cfg.folder / "trace.stream")
 
     # -- bring-up ---------------------------------------------------------------------------------
 
     def power_on(self, deadline: Deadline) -> None:
         qemu = require("qemu")["qemu"]
-        argv = qemu_argv(self.cfg, qemu, self._socket_path)
+        argv = qemu_argv(self.cfg, qemu, self._socket_path, self.trace_stream[1])
         self.cfg.folder.mkdir(parents=True, exist_ok=True)
         (self.cfg.folder / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
         self._log = open(self.cfg.folder / "console.log", "ab", buffering=0)

@@ -2,6 +2,11 @@
 
 import subprocess
 
+import pytest
+
+from harness.deadline import Deadline
+from harness.errors import InfraError
+
 from harness import tracing
 
 
@@ -40,3 +45,27 @@ def test_the_reader_starts_after_tracing_is_on_and_page_dumps_are_a_switch():
     assert on.index("tracing_on\n") < on.index("trace_pipe >")
     assert "alloc_contig_dump_pages +p" in on and "dynamic_debug" not in off
     assert "echo 64 > /sys/kernel/tracing/buffer_size_kb" in on
+
+
+def test_stop_script_is_valid_shell_and_ends_a_stream_only_after_the_reader_is_gone():
+    for sink in (tracing.TRACE_FILE, "/dev/vport0p2"):
+        script = tracing.stop_script(sink)
+        assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
+        assert script.index("tracing_on") < script.index("kill $r")
+    streamed = tracing.stop_script("/dev/vport0p2")
+    assert streamed.index("kill -0 $r") < streamed.index(f"> /dev/vport0p2")
+    assert tracing.STREAM_END not in tracing.stop_script(tracing.TRACE_FILE)
+    assert "cat /sys/kernel/tracing/trace_pipe > /dev/vport0p2 2>/dev/null &" in tracing.setup_script(64, False, "/dev/vport0p2")
+
+
+def test_a_stream_is_taken_only_once_its_end_line_has_arrived(tmp_path):
+    stream = tmp_path / "trace.stream"
+    body = b"  cma_harness/0-52 [000] ..... 12.5: cma_alloc_start: name=cma-harness-area\n" * 3
+    stream.write_bytes(body)
+    with pytest.raises(InfraError, match="did not end with"):
+        tracing.wait_for_stream_end(stream, Deadline(0.3), poll_s=0.05)
+    stream.write_bytes(body + (tracing.STREAM_END + "\n").encode())
+    assert tracing.wait_for_stream_end(stream, Deadline(1)) == body
+    # An empty trace (no event at all) is a whole trace too.
+    stream.write_bytes((tracing.STREAM_END + "\n").encode())
+    assert tracing.wait_for_stream_end(stream, Deadline(1)) == b""
