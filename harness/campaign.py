@@ -60,7 +60,12 @@ class CampaignState:
     folder: Path
     plan: Plan
     records: dict[str, list[dict]] = field(default_factory=dict)
+    boots: dict[str, list[list[dict]]] = field(default_factory=dict)    # the same records, boot by boot
     runs: list[dict] = field(default_factory=list)
+
+    def add(self, key: str, recs: list[dict]) -> None:
+        self.records.setdefault(key, []).extend(recs)
+        self.boots.setdefault(key, []).append(recs)
 
     @classmethod
     def load(cls, folder: Path, plan: Plan) -> "CampaignState":
@@ -69,7 +74,7 @@ class CampaignState:
         for run_dir in sorted((folder / "runs").glob("*")):
             key = run_dir.name.split("-", 1)[1]         # the arm's records: a variant, or "<variant>#B"
             recs = list(read_jsonl(run_dir / "loops.jsonl"))
-            st.records.setdefault(key, []).extend(recs)
+            st.add(key, recs)
             st.runs.append({"run": run_dir.name, "variant": key.removesuffix("#B"), "loops": len(recs),
                             "state": _saved_state(run_dir / "summary.json")})
         return st
@@ -116,7 +121,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
             summary = _run_with_retries(scn, plan, variant, arm, folder, loops, progress)
             run_dir = folder / "runs" / summary["run"]
             recs = list(read_jsonl(run_dir / "loops.jsonl"))
-            st.records.setdefault(_key(plan, arm), []).extend(recs)
+            st.add(_key(plan, arm), recs)
             st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
             session_loops += len(recs)
             progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
@@ -213,6 +218,8 @@ def _summarise(st: CampaignState, plan: Plan, metric: str, decision, seconds: fl
             "failed_loops": stats.rate(*loop_counts(recs, "failed")).as_dict(),
             "lru_caused_loops": stats.rate(*loop_counts(recs, "lru")).as_dict(),
             "failed_chunks_by_cause": cause_counts(recs),
+            # The verdict's metric boot by boot, and whether the boots agree (stats.boot_spread).
+            "between_boots": stats.boot_spread([loop_counts(b, metric) for b in st.boots.get(key, [])]).as_dict(),
         }
     return {
         "plan": asdict(plan),

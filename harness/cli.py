@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import busy, capture, config, crosscheck, kernel, model, toolchain
+from . import busy, capture, config, crosscheck, kernel, model, stats, toolchain
 from .errors import HarnessError, from_os_error
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
@@ -105,6 +105,15 @@ def format_ab(result: dict, folder: Path) -> str:
                      f"({100 * f['rate']:.1f} %, 95 % CI {100 * f['low']:.1f}-{100 * f['high']:.1f}); "
                      f"LRU-caused {l['events']}/{l['trials']} ({100 * l['rate']:.1f} %, 95 % CI "
                      f"{100 * l['low']:.1f}-{100 * l['high']:.1f}); failed chunks by cause: {causes}")
+    for arm in ("baseline", "patched"):
+        v = result["variants"][arm]
+        spread = v.get("between_boots") or {}
+        p = spread.get("p_homogeneous")
+        if p is not None and p < stats.SPREAD_WARN_P:
+            per_boot = ", ".join(f"{e}/{n}" for e, n in spread["per_boot"])
+            lines.append(f"warning: {arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
+                         f"{per_boot}; homogeneity p = {p:.2g}): loops of one boot are not independent "
+                         f"trials, so the p-value below overstates the evidence")
     d = result["decision"]
     if d:
         lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "

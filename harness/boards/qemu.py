@@ -207,6 +207,9 @@ class QemuBoard(Board):
                 self._log.close()
                 self._log = None
             self._sockdir.cleanup()
+            stream = self.trace_stream[1]
+            if stream.exists() and stream.stat().st_size == 0:
+                stream.unlink()         # tracing was off: QEMU made the file, nothing came
             self.state = BoardState.OFF
 
 

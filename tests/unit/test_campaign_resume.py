@@ -129,3 +129,19 @@ def test_infra_is_retried_and_a_test_result_is_not(tmp_path, monkeypatch):
     monkeypatch.setattr(campaign, "run_variant", FlakyRuns(*[RunState.INFRA] * 3))
     with pytest.raises(campaign.InfraError, match="3 attempts failed on infrastructure; last: QEMU exited"):
         campaign.run_ab(config.load(), PLAN, tmp_path / "broken")
+
+
+def test_summary_gives_the_verdict_metric_boot_by_boot_and_a_resumed_boot_counts_once(tmp_path, monkeypatch):
+    scn = config.load()
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns(at=2, cut=4))
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_ab(scn, PLAN, tmp_path)
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    result = campaign.run_ab(scn, PLAN, tmp_path)
+    base = result["variants"]["baseline"]["between_boots"]
+    # Loops 0, 3, 6, 9 of a boot fail (L): 4 in a full boot; the cut boot kept loops 0-3 (2 failed),
+    # its top-up of 6 loops is a boot of its own (loops 0 and 3 fail).
+    per_run = [(sum("L" in r["outcome"] for r in read_jsonl(p / "loops.jsonl")), len(list(read_jsonl(p / "loops.jsonl"))))
+               for p in sorted((tmp_path / "runs").glob("*-reintroduce-2012"))]
+    assert base["per_boot"] == [list(c) for c in per_run] == [[4, 10], [2, 4], [2, 6]]
+    assert result["variants"]["patched"]["between_boots"]["p_homogeneous"] is None     # nothing failed

@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from scipy import stats as sps
 
 from harness import stats
 from harness.stats import Verdict
@@ -60,3 +61,52 @@ def test_false_fixed_rate_under_no_change_stays_below_alpha():
                 false_fixed += d.verdict is Verdict.FIXED
                 break
     assert false_fixed / campaigns <= alpha
+
+
+def test_boots_that_share_a_rate_are_not_flagged():
+    spread = stats.boot_spread([(6, 100), (7, 100), (8, 100)])
+    assert spread.p_homogeneous > 0.5 and not spread.suspicious
+
+
+def test_boots_where_a_pinned_page_landed_in_the_area_or_not_are_flagged():
+    """Seen on stock journaled ext4: a boot whose jbd2-held inode-table page landed in the area failed
+    every loop, the next one none."""
+    spread = stats.boot_spread([(100, 100), (0, 100), (0, 100)])
+    assert spread.p_homogeneous < 1e-3 and spread.suspicious
+
+
+def test_spread_p_agrees_with_the_chi_square_approximation_where_that_holds():
+    counts = [(30, 100), (45, 100), (50, 100), (38, 100)]
+    table = [[e, n - e] for e, n in counts]
+    asymptotic = sps.chi2_contingency(table, correction=False)[1]
+    assert abs(stats.boot_spread(counts).p_homogeneous - asymptotic) < 0.01
+
+
+def test_spread_needs_two_boots_and_something_to_spread():
+    assert stats.boot_spread([(5, 100)]).p_homogeneous is None
+    assert stats.boot_spread([(0, 100), (0, 50)]).p_homogeneous is None
+    assert stats.boot_spread([(100, 100), (50, 50)]).p_homogeneous is None
+    assert stats.boot_spread([(3, 100), (0, 0)]).p_homogeneous is None     # a boot with no loop is no boot
+
+
+def test_spread_is_reproducible():
+    counts = [(3, 100), (0, 100), (9, 100)]
+    assert stats.boot_spread(counts).p_homogeneous == stats.boot_spread(counts).p_homogeneous
+
+
+def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
+    from harness.cli import format_ab
+
+    def arm(variant, per_boot):
+        events, loops = sum(e for e, _ in per_boot), sum(n for _, n in per_boot)
+        r = stats.rate(events, loops).as_dict()
+        return {"variant": variant, "loops": loops, "failed_loops": r, "lru_caused_loops": r,
+                "failed_chunks_by_cause": {"P": events},
+                "between_boots": stats.boot_spread(per_boot).as_dict()}
+
+    result = {"metric": "failed loops", "verdict": "not-fixed", "decision": None,
+              "variants": {"baseline": arm("reintroduce-2012", [(9, 100), (8, 100)]),
+                           "patched": arm("stock", [(100, 100), (0, 100)])}}
+    text = format_ab(result, tmp_path)
+    assert "warning: patched stock: the boots disagree (failed loops per boot: 100/100, 0/100" in text
+    assert "warning: baseline" not in text
