@@ -4,6 +4,7 @@ Prints figures and ratios; asserts nothing (timings belong here, never in tests)
 
     .venv/bin/python benchmarks/ab_demo.py                 # from the cache: build times as recorded
     .venv/bin/python benchmarks/ab_demo.py --fresh-cache /tmp/cold   # cold build, then the ccache-warm one
+    .venv/bin/python benchmarks/ab_demo.py images/scenarios/journal.yaml   # the journaled profile
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ def build_seconds(spec) -> tuple[float, bool]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenario", nargs="?", type=Path, help="scenario YAML (default: the embedded seed-2012)")
     ap.add_argument("--fresh-cache", type=Path, help="build into this empty cache dir (cold build, then warm)")
     ap.add_argument("--out", type=Path, help="campaign folder (default: a temp dir)")
     args = ap.parse_args()
     if args.fresh_cache:
         os.environ["CMA_HARNESS_CACHE"] = str(args.fresh_cache)
-    scn = config.load()
+    scn = config.load(args.scenario)
     plan = Plan(baseline="reintroduce-2012", patched="stock")
     first, cached1 = build_seconds(scn.variant(plan.patched))
     second, cached2 = build_seconds(scn.variant(plan.baseline))
@@ -54,7 +56,11 @@ def main() -> int:
     print(f"loops run: baseline {v['baseline']['loops']}, patched {v['patched']['loops']}; "
           f"loops per minute overall {60 * (v['baseline']['loops'] + v['patched']['loops']) / wall:.1f}")
     if result["decision"]:
-        print(f"p (patched fails less) = {result['decision']['p_fixed']:.3g}")
+        print(f"p (patched fails less) = {result['decision']['p_fixed']:.3g} on {result['metric']}")
+    for arm in ("baseline", "patched"):
+        f, l = v[arm]["failed_loops"], v[arm]["lru_caused_loops"]
+        print(f"{arm:8} {v[arm]['variant']:18} failed loops {f['events']}/{f['trials']}, LRU-caused {l['events']}/{l['trials']}, "
+              f"chunks {v[arm]['failed_chunks_by_cause']}, per boot {v[arm]['between_boots']['per_boot']}")
     print(f"campaign folder: {out}")
     return 0
 

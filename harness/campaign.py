@@ -192,7 +192,10 @@ def _run_with_retries(scn, plan, variant, arm, folder, loops, progress) -> dict:
 def _look(st: CampaignState, plan: Plan, metric: str, budget_reached: bool) -> stats.Decision:
     a = loop_counts(st.records[_key(plan, "A")], metric)
     b = loop_counts(st.records.get(_key(plan, "B"), []), metric)
-    return stats.decide(a, b, alpha=plan.alpha, looks=plan.looks, budget_reached=budget_reached)
+    boots_a = [loop_counts(r, metric) for r in st.boots.get(_key(plan, "A"), [])]
+    boots_b = [loop_counts(r, metric) for r in st.boots.get(_key(plan, "B"), [])]
+    return stats.decide(a, b, alpha=plan.alpha, looks=plan.looks, budget_reached=budget_reached,
+                        baseline_boots=boots_a, patched_boots=boots_b)
 
 
 def _pin_plan(folder: Path, scn: Scenario, plan: Plan) -> None:

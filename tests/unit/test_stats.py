@@ -110,3 +110,36 @@ def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
     text = format_ab(result, tmp_path)
     assert "warning: patched stock: the boots disagree (failed loops per boot: 100/100, 0/100" in text
     assert "warning: baseline" not in text
+
+
+# Recorded: `cma-harness ab images/scenarios/journal.yaml --baseline stock --patched stock --loops-per-run 50
+# --budget 200` (stock against itself, journaled ext4), failed loops per boot. Two of the baseline's four
+# boots had a jbd2-held page in the area and failed every loop; no other boot failed a loop.
+JOURNAL_NULL_BASELINE = [(0, 50), (0, 50), (50, 50), (50, 50)]
+JOURNAL_NULL_PATCHED = [(0, 50), (0, 50), (0, 50), (0, 50)]
+
+
+def test_a_null_experiment_whose_boots_disagree_is_not_called_fixed():
+    counts = (100, 200), (0, 200)
+    naive = stats.decide(*counts, alpha=0.001, looks=4, budget_reached=True)
+    assert naive.verdict is Verdict.FIXED, "taken loop by loop, stock 'fixed' stock"
+    d = stats.decide(*counts, alpha=0.001, looks=4, budget_reached=True,
+                     baseline_boots=JOURNAL_NULL_BASELINE, patched_boots=JOURNAL_NULL_PATCHED)
+    assert d.verdict is not Verdict.FIXED and d.by_boot == ("baseline",)
+    # Both failing boots among the baseline's four happens in C(6,2) = 15 of the C(8,4) = 70 arrangements.
+    assert d.p_fixed == pytest.approx(15 / 70)
+    assert "boots disagree" in d.reason and "--loops-per-run" in d.reason
+
+
+def test_boots_that_agree_leave_the_loop_level_verdict_alone():
+    base, patched = [(5, 100), (6, 100), (10, 100)], [(0, 100), (0, 100), (0, 100)]
+    plain = stats.decide((21, 300), (0, 300), alpha=0.001, looks=6, budget_reached=False)
+    d = stats.decide((21, 300), (0, 300), alpha=0.001, looks=6, budget_reached=False,
+                     baseline_boots=base, patched_boots=patched)
+    assert d == plain and d.verdict is Verdict.FIXED and d.by_boot == ()
+
+
+def test_boot_level_p_is_exact_for_few_boots_and_one_sided():
+    assert stats.p_less_by_boot([(0, 10)] * 3, [(5, 10)] * 3) == pytest.approx(1 / 20)
+    assert stats.p_less_by_boot([(5, 10)] * 3, [(0, 10)] * 3) == pytest.approx(1.0)
+    assert stats.p_less_by_boot([], [(5, 10)]) == 1.0
