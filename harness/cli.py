@@ -146,13 +146,21 @@ def cmd_report(args) -> int:
 
 def cmd_check(args) -> int:
     """The reference model's cross-checks of saved run folders; 1 when any check failed."""
-    failed = False
+    # Every argument is looked at before any check runs: all the wrong ones are named at once.
+    runs, wrong = [], []
     for folder in args.folders:
-        for run in crosscheck.run_folders(folder):
-            results = [r.as_dict() for r in crosscheck.check_folder(run)]
-            failed |= any(r["status"] == "fail" for r in results)
-            print(f"{run}:")
-            print("\n".join("  " + line for line in crosscheck.describe(results)))
+        try:
+            runs += crosscheck.run_folders(folder)
+        except config.InputError as e:
+            wrong.append(str(e))
+    if wrong:
+        raise config.InputError("; ".join(wrong))
+    failed = False
+    for run in runs:
+        results = [r.as_dict() for r in crosscheck.check_folder(run)]
+        failed |= any(r["status"] == "fail" for r in results)
+        print(f"{run}:")
+        print("\n".join("  " + line for line in crosscheck.describe(results)))
     return EXIT_FOUND if failed else EXIT_OK
 
 

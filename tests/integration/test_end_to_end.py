@@ -55,3 +55,10 @@ def test_under_filesystem_load_every_asked_loop_is_recorded(run_seed):
     assert summary.counters_delta is not None
     assert summary.counters_delta.get("cma/cma-harness-area/alloc_pages_success", 0) >= 12 * 56 * 256 - \
         summary.calls_failed * 256
+    # The trace streamed out of the guest (second virtio serial port) and came back whole: its end line
+    # arrived, the stream became trace.txt, and it holds the loop thread's cma_alloc events.
+    assert summary.trace_error is None
+    assert not (folder / "trace.stream").exists()
+    trace_text = (folder / "trace.txt").read_text(errors="replace")
+    assert trace_text.count("cma_alloc_start") >= 12 * 56 and "end of trace" not in trace_text
+    assert summary.accounting["ok"], summary.accounting

@@ -177,6 +177,15 @@ def test_check_refuses_a_folder_that_is_not_a_run(tmp_path):
     assert cli.main(["check", str(tmp_path)]) == cli.EXIT_INPUT
 
 
+def test_check_names_every_wrong_folder_before_checking_any(tmp_path, capsys):
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    assert cli.main(["check", str(a), str(FIXTURES / "run-stock"), str(b)]) == cli.EXIT_INPUT
+    out, err = capsys.readouterr()
+    assert f"{a}: neither a run folder" in err and f"{b}: neither a run folder" in err
+    assert "cross-check" not in out and "run-stock" not in out
+
+
 # ---- recorded real runs ----------------------------------------------------------------------
 
 def test_real_stock_run_places_every_chunk_where_the_model_does():
