@@ -92,8 +92,10 @@ def _saved_state(path: Path) -> str:
     return "interrupted" if (summary.get("error") or "").startswith("interrupted") else summary["state"]
 
 
-def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None) -> dict:
-    """Run (or resume) the campaign in folder; return its summary (also written to summary.json)."""
+def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None,
+           expect: str = "fixed") -> dict:
+    """Run (or resume) the campaign in folder; return its summary (also written to summary.json).
+    `expect` is the verdict the caller counts as success (the JUnit file's verdict case)."""
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
@@ -129,7 +131,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
             if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
                 progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
                 break
-    result = _summarise(st, plan, metric, decision, time.monotonic() - started)
+    result = {**_summarise(st, plan, metric, decision, time.monotonic() - started), "expect": expect}
     (folder / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
     return result
 

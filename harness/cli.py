@@ -84,7 +84,7 @@ def cmd_ab(args) -> int:
                 infra_retries=args.infra_retries)
     folder = args.out or _run_folder(None, f"ab-{args.baseline}-vs-{args.patched}")
     try:
-        result = run_ab(scn, plan, folder, progress=_progress)
+        result = run_ab(scn, plan, folder, progress=_progress, expect=args.expect)
     except KeyboardInterrupt:
         print(f"cma-harness: to resume, run the same command with --out {folder}", file=sys.stderr)
         raise

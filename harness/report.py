@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
-from . import __version__, proc, stats
+from . import __version__, junit, proc, stats
 from .cache import file_sha256
 from .campaign import cause_counts, loop_counts
 from .errors import HarnessError, InputError
 from .results import read_jsonl
 
-REPORT_HTML, REPORT_JSON, PLOT_PNG = "report.html", "report.json", "failures.png"
-OWN_OUTPUTS = {REPORT_HTML, REPORT_JSON, PLOT_PNG}
+REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML = "report.html", "report.json", "failures.png", "junit.xml"
+OWN_OUTPUTS = {REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML}
 CAUSES = {"L": "LRU-caused", "T": "transient", "P": "persistent", "F": "failed (no attribution)"}
 CAUSE_COLOURS = {"L": "#d62728", "T": "#ff7f0e", "P": "#7f7f7f", "F": "#1f77b4"}
 TOP_TRACES = 10
@@ -338,6 +338,7 @@ def write_run(folder: Path, argv: Sequence[str] | None = None) -> Path:
     prov = provenance(folder, argv)
     (folder / REPORT_JSON).write_text(json.dumps({**facts, "provenance": prov}, indent=2, sort_keys=True))
     (folder / REPORT_HTML).write_text(render_run(facts, prov))
+    (folder / JUNIT_XML).write_text(junit.for_run(summary, folder.name))
     return folder / REPORT_HTML
 
 
@@ -348,12 +349,13 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
         raise InputError(f"{folder} has no summary.json: not a campaign folder, or it was interrupted "
                          f"(resume it with the same `cma-harness ab ... --out {folder}`)")
     result = json.loads(summary_path.read_text())
-    runs, summaries = [], []
+    runs, summaries, with_summary = [], [], []
     for r in result["runs"]:
         run_dir = folder / "runs" / r["run"]
         if (run_dir / "summary.json").exists():
             write_run(run_dir, argv)
             summaries.append(json.loads((run_dir / "summary.json").read_text()))
+            with_summary.append(r)
             r = {**r, "kernel_reports": summaries[-1].get("kernel_reports", [])}
         runs.append(r)
     labels = {arm: f"{arm}: {v['variant']}" for arm, v in result["variants"].items()}
@@ -366,6 +368,7 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
     prov = provenance(folder, argv)
     (folder / REPORT_JSON).write_text(json.dumps({**facts, "provenance": prov}, indent=2, sort_keys=True))
     (folder / REPORT_HTML).write_text(render_campaign(facts, prov))
+    (folder / JUNIT_XML).write_text(junit.for_campaign(result, {r["run"]: s for r, s in zip(with_summary, summaries)}))
     return folder / REPORT_HTML
 
 
