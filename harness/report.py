@@ -259,9 +259,10 @@ def render_campaign(facts: dict, prov: dict) -> str:
             body.append(f"<p><b>warning</b>: {_e(arm)} {_e(v['variant'])}: the boots disagree ({_e(facts['metric'])} "
                         f"per boot: {_e(per_boot)}; homogeneity p = {_e(_fmt(p))}): loops of one boot are not "
                         "independent trials, so the p-value above overstates the evidence.</p>")
-    body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>state</b>")] + [
+    body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>failed loops</b>",
+                                       "<b>LRU-caused loops</b>", "<b>state</b>")] + [
         (f"<a href='runs/{_e(quote(r['run']))}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"],
-         _e(r["state"]))
+         r.get("failed_loops", ""), r.get("lru_caused_loops", ""), _e(r["state"]))
         for r in facts["runs"]])]
     reports = [dict(rep, run=r["run"]) for r in facts["runs"] for rep in r.get("kernel_reports", [])]
     body += _reports_html(reports)
@@ -357,6 +358,8 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
             summaries.append(json.loads((run_dir / "summary.json").read_text()))
             with_summary.append(r)
             r = {**r, "kernel_reports": summaries[-1].get("kernel_reports", [])}
+        records = list(read_jsonl(run_dir / "loops.jsonl")) if (run_dir / "loops.jsonl").exists() else []
+        r = {**r, "failed_loops": loop_counts(records, "failed")[0], "lru_caused_loops": loop_counts(records, "lru")[0]}
         runs.append(r)
     labels = {arm: f"{arm}: {v['variant']}" for arm, v in result["variants"].items()}
     per_arm = {labels[arm]: [rec for r in result["runs"] if _arm_of(r["run"]) == v["variant"]

@@ -62,3 +62,14 @@ def test_under_filesystem_load_every_asked_loop_is_recorded(run_seed):
     trace_text = (folder / "trace.txt").read_text(errors="replace")
     assert trace_text.count("cma_alloc_start") >= 12 * 56 and "end of trace" not in trace_text
     assert summary.accounting["ok"], summary.accounting
+
+
+@pytest.mark.parametrize("profile, mounted", [("journal", "mounted filesystem with ordered data mode"),
+                                              ("nojournal", "mounted filesystem without journal")])
+def test_the_workload_profile_reaches_the_guest_filesystem(run_seed, profile, mounted):
+    """The journaled profile really mounts a journaled ext4 (and the default one a journal-less one):
+    the kernel's own mount line says which."""
+    summary, folder = run_seed("stock", f"profile-{profile}", module={"loops": 2}, workload={"profile": profile},
+                               trace={"enabled": False})
+    assert summary.state in (RunState.PASS, RunState.REPRODUCED), summary.error
+    assert f"EXT4-fs (vda): {mounted}" in (folder / "console.log").read_text(errors="replace")

@@ -67,6 +67,8 @@ def test_campaign_report_links_every_run(tmp_path):
     assert "<b>INCONCLUSIVE</b>" in html and "runs/001-stock%23B/report.html" in html, "a # in a link is quoted"
     assert (tmp_path / "runs" / "001-stock#B" / "report.html").exists()
     assert (tmp_path / "failures.png").stat().st_size > 1000
+    assert "<td>000-reintroduce-2012</td>" not in html and "<td>3</td><td>1</td><td>1</td><td>reproduced</td>" in html, \
+        "each run's loops, failed loops and LRU-caused loops"
     junit_text = (tmp_path / "junit.xml").read_text()
     assert 'name="verdict is fixed"' in junit_text and 'name="001-stock#B"' in junit_text
 
