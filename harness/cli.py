@@ -178,6 +178,31 @@ def cmd_model_simulate(args) -> int:
     return EXIT_OK
 
 
+def cmd_model_fit(args) -> int:
+    from . import simulation
+
+    if args.loops < 1:
+        raise config.InputError(f"--loops must be at least 1, got {args.loops}")
+    first, last = args.range
+    if not 0 <= first <= last:
+        raise config.InputError(f"--range {first} {last}: give FIRST LAST with 0 <= FIRST <= LAST")
+    seen = simulation.measured(args.compare)
+    m = seen.get(args.on)
+    if m is None or m.loops - m.attribution_off_loops == 0:
+        raise config.InputError(f"no attributed loops of {args.on} in {', '.join(map(str, args.compare))}: "
+                                f"measure it (cma-harness run --variant {args.on}) or fit on a variant that is there "
+                                f"({', '.join(sorted(seen)) or 'none'})")
+    target = stats.rate(m.lru_loops, m.loops - m.attribution_off_loops)
+    f = simulation.fit(args.on, target, args.knob, range(first, last + 1), args.loops, {})
+    print("\n".join(simulation.fit_lines(f)))
+    knobs = {args.knob: f.value}
+    predicted = simulation.predict([v for v in seen if v in model.ALL_VARIANTS], args.loops, knobs)
+    table = simulation.prediction_lines(predicted, knobs)
+    print("\n".join([table[0], *table[2:]]))      # without the "not fitted" caveat: this one is
+    print("\n".join(simulation.comparison_lines(predicted, seen)))
+    return EXIT_OK
+
+
 def cmd_parse(args) -> int:
     for path in args.files:
         p = Path(path)
@@ -250,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER",
                    help="run or campaign folders: measured failed-loop and LRU-caused rates beside the prediction")
     p.set_defaults(func=cmd_model_simulate)
+
+    p = model_sub.add_parser("fit", help="fit one integer workload knob so the model's LRU-caused rate on one "
+                             "variant matches measured runs, then predict the other measured variants")
+    p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER", required=True,
+                   help="run or campaign folders with the measured variants")
+    p.add_argument("--on", default="reintroduce-2012", choices=list(model.ALL_VARIANTS),
+                   help="the variant to fit on (default reintroduce-2012)")
+    p.add_argument("--knob", default="metadata_pages_in_area", help="the integer knob to fit (default metadata_pages_in_area)")
+    p.add_argument("--range", nargs=2, type=int, default=(0, 8), metavar=("FIRST", "LAST"),
+                   help="knob values to try, inclusive (default 0 8)")
+    p.add_argument("--loops", type=int, default=2000, help="simulated loops per value and variant (default 2000)")
+    p.set_defaults(func=cmd_model_fit)
 
     p = sub.add_parser("parse", help="parse saved console/dmesg/trace files; print events as JSON lines")
     p.add_argument("files", nargs="+")

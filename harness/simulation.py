@@ -108,3 +108,41 @@ def comparison_lines(predicted: Mapping[str, model.SimResult], seen: Mapping[str
                          f"[{100 * lru.low:.1f}-{100 * lru.high:.1f}]; "
                          + _gap(lru, sim.lru_caused_loop_rate if sim else None))
     return lines
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One workload knob chosen so that the model's LRU-caused loop rate on one variant matches a
+    measurement; the other variants' predictions under it are then out of sample."""
+    variant: str
+    knob: str
+    value: int
+    measured: stats.Rate
+    tried: dict[int, float]          # knob value -> predicted LRU-caused loop rate
+
+
+def fit(variant: str, measured_rate: stats.Rate, knob: str, values: Sequence[int], loops: int,
+        knobs: Mapping[str, object]) -> Fit:
+    """The value of an integer knob whose predicted LRU-caused loop rate on `variant` is nearest the
+    measured one. Every value is simulated with the same seed (common random numbers), so neighbouring
+    values differ by the knob, not by the draw."""
+    if knob not in KNOBS or not isinstance(KNOBS[knob], int) or knob == "seed":
+        choices = ", ".join(k for k, v in KNOBS.items() if isinstance(v, int) and k != "seed")
+        raise InputError(f"--knob {knob!r}: the integer workload knobs are {choices}")
+    if not values:
+        raise InputError("--range gives no value to try")
+    tried = {v: predict([variant], loops, {**knobs, knob: v})[variant].lru_caused_loop_rate for v in values}
+    best = min(tried, key=lambda v: (abs(tried[v] - measured_rate.rate), v))
+    return Fit(variant, knob, best, measured_rate, tried)
+
+
+def fit_lines(f: Fit) -> list[str]:
+    m = f.measured
+    lines = [f"fit: {f.knob} on {f.variant}, measured LRU-caused loops {m.events}/{m.trials} = "
+             f"{100 * m.rate:.1f}% [{100 * m.low:.1f}-{100 * m.high:.1f}]"]
+    for v, rate in f.tried.items():
+        mark = "  <- chosen" if v == f.value else ""
+        inside = " (inside the measured 95% CI)" if m.low <= rate <= m.high else ""
+        lines.append(f"  {f.knob}={v:<4} predicted {100 * rate:5.1f}%{inside}{mark}")
+    lines.append(f"Fitted on {f.variant} alone: every other variant below is predicted out of sample.")
+    return lines

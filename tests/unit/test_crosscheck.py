@@ -5,9 +5,11 @@ import json
 import shutil
 from pathlib import Path
 
+import pytest
 import yaml
 
-from harness import cli, config, crosscheck
+from harness import cli, config, crosscheck, simulation, stats
+from harness.errors import InputError
 from harness.run import RunState, RunSummary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -238,3 +240,25 @@ def test_cli_model_simulate_compares_with_measured_runs(capsys):
     assert "reintroduce-2012: 50 loops in 1 runs" in out and "failed loops         6/50" in out
     assert "LRU-caused loops     3/50" in out and "stock: 50 loops in 1 runs" in out
     assert cli.main(["model", "simulate", "--variant", "remove-4"]) == cli.EXIT_INPUT
+
+
+def test_model_fit_picks_the_value_nearest_the_measured_rate_and_tries_each_with_one_seed():
+    measured = stats.rate(3, 50)                                         # the fixture's 3 LRU-caused loops
+    f = simulation.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
+    assert list(f.tried) == [0, 1, 2, 3] and f.tried[0] == 0.0, "no metadata page in the area: no pin can matter"
+    assert f.value == min(f.tried, key=lambda v: abs(f.tried[v] - measured.rate))
+    again = simulation.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
+    assert again.tried == f.tried
+    with pytest.raises(InputError, match="integer workload knobs are"):
+        simulation.fit("reintroduce-2012", measured, "share_installs_during_alloc", range(2), 10, {})
+
+
+def test_cli_model_fit_fits_on_one_variant_and_predicts_the_others(capsys):
+    argv = ["model", "fit", "--range", "0", "3", "--loops", "100",
+            "--compare", str(FIXTURES / "run-stock"), str(FIXTURES / "run-reintroduce-2012")]
+    assert cli.main(argv) == cli.EXIT_OK
+    out = capsys.readouterr().out
+    assert "fit: metadata_pages_in_area on reintroduce-2012, measured LRU-caused loops 3/50" in out
+    assert out.count("<- chosen") == 1 and "out of sample" in out and "not fitted" not in out
+    assert "stock: 50 loops in 1 runs" in out
+    assert cli.main(["model", "fit", "--on", "remove-1", "--compare", str(FIXTURES / "run-stock")]) == cli.EXIT_INPUT
