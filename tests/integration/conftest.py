@@ -5,30 +5,20 @@ from pathlib import Path
 
 import pytest
 
-from harness import config
-from harness.run import run_variant
-
 pytestmark = pytest.mark.integration
 
 
+# The harness's own integration tests go through the plugin's fixtures (harness/pytest_plugin.py), as a
+# developer's tests would; they assume the embedded seed-2012, so run them without --cma-scenario.
 @pytest.fixture(scope="session")
-def seed():
-    return config.load()
+def seed(cma_scenario):
+    return cma_scenario
 
 
 @pytest.fixture(scope="session")
-def run_seed(seed, tmp_path_factory):
+def run_seed(cma_run):
     """run_seed(variant, name, **section_overrides) -> (summary, folder); overrides like module={"loops": 3}."""
-
-    def _run(variant: str, name: str, **overrides):
-        scn = seed
-        for section, values in overrides.items():
-            scn = config.with_overrides(scn, section, **values)
-        folder = tmp_path_factory.mktemp(name)
-        summary = run_variant(scn, variant, scn.variant(variant), folder, progress=print)
-        return summary, folder
-
-    return _run
+    return cma_run
 
 
 def _qemu_pids(folder) -> list[int]:
