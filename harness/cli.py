@@ -113,7 +113,7 @@ def format_ab(result: dict, folder: Path) -> str:
             per_boot = ", ".join(f"{e}/{n}" for e, n in spread["per_boot"])
             lines.append(f"warning: {arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
                          f"{per_boot}; homogeneity p = {p:.2g}): loops of one boot are not independent "
-                         f"trials, so the p-value below overstates the evidence")
+                         f"trials, so the p-values below are also taken boot by boot")
     d = result["decision"]
     if d:
         lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "

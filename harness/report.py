@@ -258,7 +258,7 @@ def render_campaign(facts: dict, prov: dict) -> str:
             per_boot = ", ".join(f"{e}/{n}" for e, n in spread["per_boot"])
             body.append(f"<p><b>warning</b>: {_e(arm)} {_e(v['variant'])}: the boots disagree ({_e(facts['metric'])} "
                         f"per boot: {_e(per_boot)}; homogeneity p = {_e(_fmt(p))}): loops of one boot are not "
-                        "independent trials, so the p-value above overstates the evidence.</p>")
+                        "independent trials, so the p-values above are also taken boot by boot.</p>")
     body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>failed loops</b>",
                                        "<b>LRU-caused loops</b>", "<b>state</b>")] + [
         (f"<a href='runs/{_e(quote(r['run']))}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"],
