@@ -56,7 +56,9 @@ def test_campaign_verdict_case_follows_expect_and_boots_fail_only_on_crash_or_ha
     summaries = {"000-reintroduce-2012": {"state": "reproduced"}, "001-stock": {"state": "hang"},
                  "002-reintroduce-2012": {"state": "infra", "error": "QEMU stopped"},
                  "003-stock": {"state": "infra", "error": "interrupted (SIGTERM)"}}
-    cases = _cases(junit.for_campaign(result, summaries))
+    text = junit.for_campaign(result, summaries)
+    assert ET.fromstring(text.encode()).find("testsuite").get("time") == "12.0", "the campaign's wall time, once"
+    cases = _cases(text)
     assert _kind(cases["verdict is fixed"]) == "failure"
     assert "verdict not-fixed, expected fixed" == cases["verdict is fixed"].find("failure").get("message")
     assert [_kind(cases[r]) for r in summaries] == ["pass", "failure", "error", "error"]
