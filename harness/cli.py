@@ -105,6 +105,10 @@ def format_ab(result: dict, folder: Path) -> str:
                      f"({100 * f['rate']:.1f} %, 95 % CI {100 * f['low']:.1f}-{100 * f['high']:.1f}); "
                      f"LRU-caused {l['events']}/{l['trials']} ({100 * l['rate']:.1f} %, 95 % CI "
                      f"{100 * l['low']:.1f}-{100 * l['high']:.1f}); failed chunks by cause: {causes}")
+    boots = {arm: (result["variants"][arm].get("between_boots") or {}).get("per_boot") for arm in ("baseline", "patched")}
+    if all(boots.values()):
+        lines.append("per boot (" + result["metric"] + "): " + "; ".join(
+            f"{arm} " + ", ".join(f"{e}/{n}" for e, n in boots[arm]) for arm in ("baseline", "patched")))
     for arm in ("baseline", "patched"):
         v = result["variants"][arm]
         spread = v.get("between_boots") or {}

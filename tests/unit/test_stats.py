@@ -110,6 +110,7 @@ def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
     text = format_ab(result, tmp_path)
     assert "warning: patched stock: the boots disagree (failed loops per boot: 100/100, 0/100" in text
     assert "warning: baseline" not in text
+    assert "per boot (failed loops): baseline 9/100, 8/100; patched 100/100, 0/100" in text
 
 
 # Recorded: `cma-harness ab images/scenarios/journal.yaml --baseline stock --patched stock --loops-per-run 50
