@@ -70,6 +70,7 @@ def test_campaign_report_links_every_run(tmp_path):
     assert "<td>000-reintroduce-2012</td>" not in html and "<td>3</td><td>1</td><td>1</td><td>reproduced</td>" in html, \
         "each run's loops, failed loops and LRU-caused loops"
     junit_text = (tmp_path / "junit.xml").read_text()
+    assert not list((tmp_path / "runs").rglob("junit.xml")), "boots are cases of the campaign's file only"
     assert 'name="verdict is fixed"' in junit_text and 'name="001-stock#B"' in junit_text
 
 
