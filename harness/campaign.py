@@ -213,6 +213,25 @@ def _pin_plan(folder: Path, scn: Scenario, plan: Plan) -> None:
     path.write_text(json.dumps(doc, indent=2, sort_keys=True))
 
 
+def per_boot_text(per_boot: list) -> str:
+    return ", ".join(f"{e}/{n}" for e, n in per_boot)
+
+
+def boot_warnings(result: dict) -> list[str]:
+    """One sentence per arm whose boots disagree on the verdict's metric (stats.boot_spread), from a
+    campaign summary; the CLI prints them and the report shows them."""
+    out = []
+    for arm in ("baseline", "patched"):
+        v = result["variants"][arm]
+        spread = v.get("between_boots") or {}
+        p = spread.get("p_homogeneous")
+        if p is not None and p < stats.SPREAD_WARN_P:
+            out.append(f"{arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
+                       f"{per_boot_text(spread['per_boot'])}; homogeneity p = {p:.2g}): loops of one boot are not "
+                       f"independent trials, so the verdict's p-values are also taken boot by boot")
+    return out
+
+
 def _summarise(st: CampaignState, plan: Plan, metric: str, decision, seconds: float) -> dict:
     per_variant = {}
     for arm, key in (("baseline", _key(plan, "A")), ("patched", _key(plan, "B"))):

@@ -96,6 +96,8 @@ def cmd_ab(args) -> int:
 
 
 def format_ab(result: dict, folder: Path) -> str:
+    from .campaign import boot_warnings, per_boot_text
+
     lines = [f"campaign folder: {folder}", f"metric: {result['metric']}"]
     for arm in ("baseline", "patched"):
         v = result["variants"][arm]
@@ -107,17 +109,9 @@ def format_ab(result: dict, folder: Path) -> str:
                      f"{100 * l['low']:.1f}-{100 * l['high']:.1f}); failed chunks by cause: {causes}")
     boots = {arm: (result["variants"][arm].get("between_boots") or {}).get("per_boot") for arm in ("baseline", "patched")}
     if all(boots.values()):
-        lines.append("per boot (" + result["metric"] + "): " + "; ".join(
-            f"{arm} " + ", ".join(f"{e}/{n}" for e, n in boots[arm]) for arm in ("baseline", "patched")))
-    for arm in ("baseline", "patched"):
-        v = result["variants"][arm]
-        spread = v.get("between_boots") or {}
-        p = spread.get("p_homogeneous")
-        if p is not None and p < stats.SPREAD_WARN_P:
-            per_boot = ", ".join(f"{e}/{n}" for e, n in spread["per_boot"])
-            lines.append(f"warning: {arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
-                         f"{per_boot}; homogeneity p = {p:.2g}): loops of one boot are not independent "
-                         f"trials, so the p-values below are also taken boot by boot")
+        lines.append(f"per boot ({result['metric']}): " + "; ".join(
+            f"{arm} {per_boot_text(boots[arm])}" for arm in ("baseline", "patched")))
+    lines += [f"warning: {w}" for w in boot_warnings(result)]
     d = result["decision"]
     if d:
         lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "

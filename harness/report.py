@@ -20,7 +20,7 @@ from urllib.parse import quote
 
 from . import __version__, junit, proc, stats
 from .cache import file_sha256
-from .campaign import cause_counts, loop_counts
+from .campaign import boot_warnings, cause_counts, loop_counts
 from .errors import HarnessError, InputError
 from .results import read_jsonl
 
@@ -251,14 +251,7 @@ def render_campaign(facts: dict, prov: dict) -> str:
         rows.append((_e(arm), _e(v["variant"]), v["loops"], _rate(v["failed_loops"]), _rate(v["lru_caused_loops"]),
                      _causes(v["failed_chunks_by_cause"])))
     body.append(_table(rows))
-    for arm, v in facts["variants"].items():
-        spread = v.get("between_boots") or {}
-        p = spread.get("p_homogeneous")
-        if p is not None and p < stats.SPREAD_WARN_P:
-            per_boot = ", ".join(f"{e}/{n}" for e, n in spread["per_boot"])
-            body.append(f"<p><b>warning</b>: {_e(arm)} {_e(v['variant'])}: the boots disagree ({_e(facts['metric'])} "
-                        f"per boot: {_e(per_boot)}; homogeneity p = {_e(_fmt(p))}): loops of one boot are not "
-                        "independent trials, so the p-values above are also taken boot by boot.</p>")
+    body += [f"<p><b>warning</b>: {_e(w)}.</p>" for w in boot_warnings(facts)]
     body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>failed loops</b>",
                                        "<b>LRU-caused loops</b>", "<b>state</b>")] + [
         (f"<a href='runs/{_e(quote(r['run']))}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"],

@@ -58,7 +58,8 @@ def test_campaign_report_links_every_run(tmp_path):
                "variants": {"baseline": {"variant": "reintroduce-2012", "loops": 3, "failed_loops": rate,
                                          "lru_caused_loops": rate, "failed_chunks_by_cause": {"L": 1}},
                             "patched": {"variant": "stock#B", "loops": 2, "failed_loops": zero,
-                                        "lru_caused_loops": zero, "failed_chunks_by_cause": {}}},
+                                        "lru_caused_loops": zero, "failed_chunks_by_cause": {},
+                                        "between_boots": {"per_boot": [[50, 50], [0, 50]], "p_homogeneous": 1e-4}}},
                "runs": [{"run": "000-reintroduce-2012", "variant": "reintroduce-2012", "loops": 3, "state": "reproduced"},
                         {"run": "001-stock#B", "variant": "stock", "loops": 2, "state": "pass"}]}
     (tmp_path / "summary.json").write_text(json.dumps(summary))
@@ -66,6 +67,7 @@ def test_campaign_report_links_every_run(tmp_path):
     html = page.read_text()
     assert "<b>INCONCLUSIVE</b>" in html and "runs/001-stock%23B/report.html" in html, "a # in a link is quoted"
     assert (tmp_path / "runs" / "001-stock#B" / "report.html").exists()
+    assert "<b>warning</b>: patched stock#B: the boots disagree (failed loops per boot: 50/50, 0/50" in html
     assert (tmp_path / "failures.png").stat().st_size > 1000
     assert "<td>000-reintroduce-2012</td>" not in html and "<td>3</td><td>1</td><td>1</td><td>reproduced</td>" in html, \
         "each run's loops, failed loops and LRU-caused loops"
