@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from harness import config, kernel
-from harness.campaign import Plan, run_ab
+from harness.spec import config
+from harness.build import kernel
+from harness.orchestrate.campaign import Plan, run_ab
 
 
 def build_seconds(spec) -> tuple[float, bool]:

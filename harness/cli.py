@@ -11,8 +11,15 @@ import signal
 import sys
 from pathlib import Path
 
-from . import busy, capture, config, crosscheck, kernel, model, stats, toolchain
-from .errors import HarnessError, from_os_error
+from harness.parsers import busy
+from harness.parsers import capture
+from harness.spec import config
+from harness.judging import crosscheck
+from harness.build import kernel
+from harness.model import reference
+from harness.judging import stats
+from harness.build import toolchain
+from harness.core.errors import HarnessError, from_os_error
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 
@@ -42,7 +49,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_run(args) -> int:
-    from .run import RunState, run_variant
+    from harness.orchestrate.run import RunState, run_variant
 
     scn = config.load(args.scenario)
     if args.loops is not None:
@@ -75,7 +82,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_ab(args) -> int:
-    from .campaign import Plan, run_ab
+    from harness.orchestrate.campaign import Plan, run_ab
 
     scn = config.load(args.scenario)
     if args.no_attribution:
@@ -96,7 +103,7 @@ def cmd_ab(args) -> int:
 
 
 def format_ab(result: dict, folder: Path) -> str:
-    from .campaign import boot_warnings, per_boot_text
+    from harness.orchestrate.campaign import boot_warnings, per_boot_text
 
     lines = [f"campaign folder: {folder}", f"metric: {result['metric']}"]
     for arm in ("baseline", "patched"):
@@ -123,7 +130,7 @@ def format_ab(result: dict, folder: Path) -> str:
 
 def _report(folder: Path) -> Path | None:
     """The folder's HTML/JSON report; a report that cannot be made is a warning, never a lost result."""
-    from . import report
+    from harness.present import report
 
     try:
         return report.write(folder, argv=sys.argv)
@@ -133,7 +140,7 @@ def _report(folder: Path) -> Path | None:
 
 
 def cmd_report(args) -> int:
-    from . import report
+    from harness.present import report
 
     for folder in args.folders:
         if not folder.is_dir():
@@ -163,41 +170,41 @@ def cmd_check(args) -> int:
 
 
 def cmd_model_simulate(args) -> int:
-    from . import simulation
+    from harness.judging import prediction
 
     if args.loops < 1:
         raise config.InputError(f"--loops must be at least 1, got {args.loops}")
-    knobs = {k: v for k, v in vars(args).items() if k in model.workload_defaults() and v is not None}
-    variants = args.variant or list(model.ALL_VARIANTS)
-    predicted = simulation.predict(variants, args.loops, knobs)
-    print("\n".join(simulation.prediction_lines(predicted, knobs)))
+    knobs = {k: v for k, v in vars(args).items() if k in reference.workload_defaults() and v is not None}
+    variants = args.variant or list(reference.ALL_VARIANTS)
+    predicted = prediction.predict(variants, args.loops, knobs)
+    print("\n".join(prediction.prediction_lines(predicted, knobs)))
     if args.compare:
-        print("\n".join(simulation.comparison_lines(predicted, simulation.measured(args.compare))))
+        print("\n".join(prediction.comparison_lines(predicted, prediction.measured(args.compare))))
     return EXIT_OK
 
 
 def cmd_model_fit(args) -> int:
-    from . import simulation
+    from harness.judging import prediction
 
     if args.loops < 1:
         raise config.InputError(f"--loops must be at least 1, got {args.loops}")
     first, last = args.range
     if not 0 <= first <= last:
         raise config.InputError(f"--range {first} {last}: give FIRST LAST with 0 <= FIRST <= LAST")
-    seen = simulation.measured(args.compare)
+    seen = prediction.measured(args.compare)
     m = seen.get(args.on)
     if m is None or m.loops - m.attribution_off_loops == 0:
         raise config.InputError(f"no attributed loops of {args.on} in {', '.join(map(str, args.compare))}: "
                                 f"measure it (cma-harness run --variant {args.on}) or fit on a variant that is there "
                                 f"({', '.join(sorted(seen)) or 'none'})")
     target = stats.rate(m.lru_loops, m.loops - m.attribution_off_loops)
-    f = simulation.fit(args.on, target, args.knob, range(first, last + 1), args.loops, {})
-    print("\n".join(simulation.fit_lines(f)))
+    f = prediction.fit(args.on, target, args.knob, range(first, last + 1), args.loops, {})
+    print("\n".join(prediction.fit_lines(f)))
     knobs = {args.knob: f.value}
-    predicted = simulation.predict([v for v in seen if v in model.ALL_VARIANTS], args.loops, knobs)
-    table = simulation.prediction_lines(predicted, knobs)
+    predicted = prediction.predict([v for v in seen if v in reference.ALL_VARIANTS], args.loops, knobs)
+    table = prediction.prediction_lines(predicted, knobs)
     print("\n".join([table[0], *table[2:]]))      # without the "not fitted" caveat: this one is
-    print("\n".join(simulation.comparison_lines(predicted, seen)))
+    print("\n".join(prediction.comparison_lines(predicted, seen)))
     return EXIT_OK
 
 
@@ -263,13 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_sub.add_parser("simulate", help="predicted loop failure rate of each kernel variant, optionally "
                              "beside measured runs (the workload is not fitted to the guest)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--variant", action="append", choices=list(model.ALL_VARIANTS),
+    which.add_argument("--variant", action="append", choices=list(reference.ALL_VARIANTS),
                        help="a patch series the model knows (repeatable; default: all eight)")
     which.add_argument("--all", action="store_true", help="every variant (the default)")
     p.add_argument("--loops", type=int, default=1000, help="simulated loops per variant (default 1000)")
-    for name, default in model.workload_defaults().items():
+    for name, default in reference.workload_defaults().items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default),
-                       help=f"model.simulate's {name} (default {default})")
+                       help=f"reference.simulate's {name} (default {default})")
     p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER",
                    help="run or campaign folders: measured failed-loop and LRU-caused rates beside the prediction")
     p.set_defaults(func=cmd_model_simulate)
@@ -278,7 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "variant matches measured runs, then predict the other measured variants")
     p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER", required=True,
                    help="run or campaign folders with the measured variants")
-    p.add_argument("--on", default="reintroduce-2012", choices=list(model.ALL_VARIANTS),
+    p.add_argument("--on", default="reintroduce-2012", choices=list(reference.ALL_VARIANTS),
                    help="the variant to fit on (default reintroduce-2012)")
     p.add_argument("--knob", default="metadata_pages_in_area", help="the integer knob to fit (default metadata_pages_in_area)")
     p.add_argument("--range", nargs=2, type=int, default=(0, 8), metavar=("FIRST", "LAST"),

@@ -27,7 +27,7 @@ def pytest_addoption(parser):
 @pytest.fixture(scope="session")
 def cma_scenario(request):
     """The validated scenario of --cma-scenario (or the embedded seed-2012)."""
-    from . import config
+    from harness.spec import config
 
     return config.load(request.config.getoption("--cma-scenario"))
 
@@ -39,8 +39,8 @@ def cma_run(cma_scenario, request, tmp_path_factory):
     One real boot of the scenario on a kernel variant (None: the scenario's own kernel), built or taken
     from the cache; overrides like module={"loops": 3} or workload={"profile": "journal"}, validated as a
     scenario file's would be. The run folder holds everything `cma-harness run` writes."""
-    from . import config
-    from .run import run_variant
+    from harness.spec import config
+    from harness.orchestrate.run import run_variant
 
     out = request.config.getoption("--cma-out")
 

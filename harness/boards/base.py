@@ -10,9 +10,9 @@ import shlex
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from ..deadline import Deadline
-from ..errors import InfraError
-from ..shell import CommandResult
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
+from harness.boards.shell import CommandResult
 
 # Files come back through the command channel in base64 pieces, each with the guest's sha256 of it:
 # byte-exact whatever the file holds. The channel is a virtserialport, which throttles; the check stays

@@ -18,14 +18,14 @@ from typing import Iterator, Sequence
 import pexpect
 import pexpect.fdpexpect
 
-from ..console import ConsoleTee
-from ..deadline import Deadline
-from ..errors import InfraError
-from ..image import GuestImages
-from ..machine import QemuMachine
-from ..shell import CommandResult, Shell
-from ..toolchain import require
-from .base import Board, BoardState
+from harness.boards.console_tee import ConsoleTee
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
+from harness.build.image import GuestImages
+from harness.spec.qemu_hardware import QemuMachine
+from harness.boards.shell import CommandResult, Shell
+from harness.build.toolchain import require
+from harness.boards.base import Board, BoardState
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from harness import stats
-from harness.campaign import Plan, loop_counts, run_ab
-from harness.results import read_jsonl
+from harness.judging import stats
+from harness.orchestrate.campaign import Plan, loop_counts, run_ab
+from harness.store.jsonl import read_jsonl
 
 pytestmark = pytest.mark.integration
 

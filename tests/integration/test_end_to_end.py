@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from harness import parse
-from harness.results import read_jsonl
-from harness.run import RunState
+from harness.parsers import kmsg
+from harness.store.jsonl import read_jsonl
+from harness.orchestrate.run import RunState
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -21,7 +21,7 @@ def test_idle_area_chunks_fill_the_dedicated_area_exactly(idle_run):
     summary, folder = idle_run
     assert summary.state is RunState.PASS, summary.error
     console = (folder / "console.log").read_text(errors="replace").splitlines()
-    pools = [e for e in parse.parse_lines(console) if isinstance(e, parse.CmaPoolCreated)]
+    pools = [e for e in kmsg.parse_lines(console) if isinstance(e, kmsg.CmaPoolCreated)]
     assert summary.area is not None, "the module did not report its area"
     base, size = summary.area["base"], summary.area["size"]
     assert size == 56 * MiB

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.results import read_jsonl
-from harness.run import RunState
+from harness.store.jsonl import read_jsonl
+from harness.orchestrate.run import RunState
 
 pytestmark = pytest.mark.integration
 FAULT_LOOP = 2

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from harness.results import read_jsonl
+from harness.store.jsonl import read_jsonl
 
 pytestmark = pytest.mark.integration
 LOOPS_PER_RUN, BUDGET = 5, 10

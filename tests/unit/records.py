@@ -1,6 +1,6 @@
 """Test helper: module records exactly as the module prints them (record format 2, with its sum)."""
 
-from harness.parse import record_sum
+from harness.parsers.kmsg import record_sum
 
 BASE = 0x48800000
 

@@ -7,9 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, config, kernel, run, toolchain
-from harness.config import KernelSpec
-from harness.errors import InfraError, InputError, from_os_error
+from harness.spec import config
+from harness.build import kernel
+from harness.orchestrate import run
+from harness.build import toolchain
+from harness import cli
+from harness.spec.config import KernelSpec
+from harness.core.errors import InfraError, InputError, from_os_error
 
 BROKEN_PATCH = """\
 --- a/mm/foo.c

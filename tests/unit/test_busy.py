@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
-from harness import busy, parse, trace
-from harness.pagedump import parse_page_dumps
+from harness.parsers import busy
+from harness.parsers import kmsg
+from harness.parsers import ftrace
+from harness.parsers.dump_page import parse_page_dumps
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 AREA = "cma-harness-area"
@@ -16,8 +18,8 @@ def _lines(name):
 
 
 def _join(loop):
-    console, items = _lines(f"console-reintroduce-2012-loop{loop}.log"), trace.parse_trace(_lines(f"trace-reintroduce-2012-loop{loop}.txt"))
-    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    console, items = _lines(f"console-reintroduce-2012-loop{loop}.log"), ftrace.parse_trace(_lines(f"trace-reintroduce-2012-loop{loop}.txt"))
+    records = [e for e in kmsg.parse_lines(console) if isinstance(e, kmsg.LoopRecord)]
     return busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console))), items, records
 
 
@@ -51,7 +53,7 @@ def test_real_loop11_first_refusal_was_a_page_reference_then_busy_buffers():
 
 
 def _ev(text):
-    ev, = trace.parse_trace(text.splitlines())
+    ev, = ftrace.parse_trace(text.splitlines())
     return ev
 
 
@@ -89,9 +91,9 @@ def test_real_trace_with_hashed_pointers_still_tells_success_from_failure():
     the trace printed is `(ptrval)` (no hash key yet in the guest), and NULL still prints as zeros.
     Cut to loop 16, where chunk 55 failed once and a plain retry succeeded."""
     console = (FIXTURES / "console-reintroduce-2012-hashed-loop16.log").read_text(errors="replace").splitlines()
-    items = trace.parse_trace((FIXTURES / "trace-reintroduce-2012-hashed-loop16.txt").read_text().splitlines())
+    items = ftrace.parse_trace((FIXTURES / "trace-reintroduce-2012-hashed-loop16.txt").read_text().splitlines())
     assert {e.fields["page"] for e in items if e.event == "cma_alloc_finish"} == {"(ptrval)", "00000000"}
-    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    records = [e for e in kmsg.parse_lines(console) if isinstance(e, kmsg.LoopRecord)]
     traces, unjoined = busy.join(records, busy.cma_calls(items, AREA))
     assert [(t.loop, t.chunk, t.cause, t.refused_by) for t in traces] == [(16, 55, "T", "try_to_free_buffers")]
     assert list(unjoined) == [15] and busy.failed_finish_events(items, AREA) == 1
@@ -103,8 +105,8 @@ def test_real_loop_where_nothing_refused_the_page_was_never_migrated():
     busy at pfn 0x4bff7: isolate_migratepages_range never handed that page over. No page dump either:
     __alloc_contig_migrate_range returned 0, so alloc_contig_dump_pages() did not run."""
     console = (FIXTURES / "console-reintroduce-2012-loop4-isolation.log").read_text(errors="replace").splitlines()
-    items = trace.parse_trace((FIXTURES / "trace-reintroduce-2012-loop4-isolation.txt").read_text().splitlines())
-    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    items = ftrace.parse_trace((FIXTURES / "trace-reintroduce-2012-loop4-isolation.txt").read_text().splitlines())
+    records = [e for e in kmsg.parse_lines(console) if isinstance(e, kmsg.LoopRecord)]
     traces, _ = busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console)))
     t, = traces
     assert (t.loop, t.cause, t.stage, t.refused_by, t.chain, t.pfn, t.page) == (4, "L", "isolation", None, (), 0x4bff7, None)
@@ -123,8 +125,8 @@ def test_real_stock_journal_failure_is_refused_on_the_6_1_block_device_path():
     cut to loop 17: chunk 55 failed three times (P). buffer_migrate_folio_norefs (defence 3) flushed
     the bh LRUs and still found the buffers busy: the journal holds them, not an LRU."""
     console = (FIXTURES / "console-stock-journal-loop17.log").read_text(errors="replace").splitlines()
-    items = trace.parse_trace((FIXTURES / "trace-stock-journal-loop17.txt").read_text().splitlines())
-    records = [e for e in parse.parse_lines(console) if isinstance(e, parse.LoopRecord)]
+    items = ftrace.parse_trace((FIXTURES / "trace-stock-journal-loop17.txt").read_text().splitlines())
+    records = [e for e in kmsg.parse_lines(console) if isinstance(e, kmsg.LoopRecord)]
     traces, unjoined = busy.join(records, busy.cma_calls(items, AREA), list(parse_page_dumps(console)))
     t, = traces
     assert (t.loop, t.cause, t.failed_calls, t.refused_by) == (17, "P", 3, "__buffer_migrate_folio")

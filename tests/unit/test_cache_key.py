@@ -2,9 +2,10 @@
 
 import pytest
 
-from harness import cache, kernel
-from harness.config import KernelSpec
-from harness.errors import InputError
+from harness.build import cache
+from harness.build import kernel
+from harness.spec.config import KernelSpec
+from harness.core.errors import InputError
 
 
 def test_digest_ignores_dict_order_but_not_content():

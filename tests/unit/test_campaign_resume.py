@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from harness import campaign, config
-from harness.campaign import Plan, next_run_name, run_length, time_left
-from harness.results import JsonlWriter, read_jsonl
-from harness.run import RunState, RunSummary
+from harness.orchestrate import campaign
+from harness.spec import config
+from harness.orchestrate.campaign import Plan, next_run_name, run_length, time_left
+from harness.store.jsonl import JsonlWriter, read_jsonl
+from harness.orchestrate.run import RunState, RunSummary
 
 PLAN = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05)
 

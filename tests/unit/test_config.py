@@ -2,8 +2,8 @@
 
 import pytest
 
-from harness import config
-from harness.errors import InputError
+from harness.spec import config
+from harness.core.errors import InputError
 
 
 def test_embedded_default_mirrors_the_seed():
@@ -59,7 +59,7 @@ def test_unknown_variant_lists_the_known_ones():
 
 def test_the_seed_names_a_variant_for_every_patch_series():
     """Every series in kernel-configs/patches/ can be measured with `--variant`/`--baseline` by name."""
-    from harness import kernel
+    from harness.build import kernel
     series = {p.parent.name for p in kernel.PATCHES_DIR.glob("*/series")}
     assert {v.patches for v in config.load().variants.values()} - {None} == series
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import parse
-from harness.console import ConsoleTee
+from harness.parsers import kmsg
+from harness.boards.console_tee import ConsoleTee
 
 from .records import record_line
 
@@ -57,8 +57,8 @@ def test_noise_never_breaks_the_tee_or_misreads_a_record(seed):
     lines = [l for l in tee.lines(tick=0.05) if l is not None]
     tee.join(5)
     assert log.getvalue() == noisy, "the raw log is exactly what came in"
-    got = {ev.loop: ev for ev in parse.parse_lines(lines) if isinstance(ev, parse.LoopRecord)}
-    want = {ev.loop: ev for ev in parse.parse_lines(clean.decode().splitlines()) if isinstance(ev, parse.LoopRecord)}
+    got = {ev.loop: ev for ev in kmsg.parse_lines(lines) if isinstance(ev, kmsg.LoopRecord)}
+    want = {ev.loop: ev for ev in kmsg.parse_lines(clean.decode().splitlines()) if isinstance(ev, kmsg.LoopRecord)}
     assert set(want) - touched <= set(got), "every record the noise missed is parsed"
     for loop, ev in got.items():
         assert (ev.outcome, ev.pa, ev.failed, ev.dur_us) == (want[loop].outcome, want[loop].pa, want[loop].failed,

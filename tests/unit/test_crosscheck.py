@@ -8,9 +8,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import cli, config, crosscheck, simulation, stats
-from harness.errors import InputError
-from harness.run import RunState, RunSummary
+from harness.spec import config
+from harness.judging import crosscheck
+from harness.judging import prediction
+from harness.judging import stats
+from harness import cli
+from harness.core.errors import InputError
+from harness.orchestrate.run import RunState, RunSummary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 BASE, MIB = 0x48800000, 1 << 20
@@ -244,13 +248,13 @@ def test_cli_model_simulate_compares_with_measured_runs(capsys):
 
 def test_model_fit_picks_the_value_nearest_the_measured_rate_and_tries_each_with_one_seed():
     measured = stats.rate(3, 50)                                         # the fixture's 3 LRU-caused loops
-    f = simulation.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
+    f = prediction.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
     assert list(f.tried) == [0, 1, 2, 3] and f.tried[0] == 0.0, "no metadata page in the area: no pin can matter"
     assert f.value == min(f.tried, key=lambda v: abs(f.tried[v] - measured.rate))
-    again = simulation.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
+    again = prediction.fit("reintroduce-2012", measured, "metadata_pages_in_area", range(0, 4), 200, {})
     assert again.tried == f.tried
     with pytest.raises(InputError, match="integer workload knobs are"):
-        simulation.fit("reintroduce-2012", measured, "share_installs_during_alloc", range(2), 10, {})
+        prediction.fit("reintroduce-2012", measured, "share_installs_during_alloc", range(2), 10, {})
 
 
 def test_cli_model_fit_fits_on_one_variant_and_predicts_the_others(capsys):

@@ -9,7 +9,7 @@ import pytest
 
 from harness.boards import qemu
 from harness.boards.qemu import QemuBoard, QemuBoardConfig
-from harness.console import ConsoleTee
+from harness.boards.console_tee import ConsoleTee
 
 
 @pytest.fixture

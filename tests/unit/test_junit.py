@@ -5,7 +5,8 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from harness import junit, report
+from harness.present import junit
+from harness.present import report
 
 from .test_kernel_reports import OOPS
 from .test_report import _run_folder

@@ -1,6 +1,6 @@
 """Whole kernel reports: from the first line (or its cut-here banner) to the end marker."""
 
-from harness import parse
+from harness.parsers import kmsg
 
 OOPS = """\
 [   30.100000] cma_harness: injecting fault=oops at loop=2
@@ -31,7 +31,7 @@ def _lines(text):
 
 
 def test_oops_is_kept_whole_with_its_banner_and_is_fatal():
-    [rep] = parse.kernel_reports(_lines(OOPS))
+    [rep] = kmsg.kernel_reports(_lines(OOPS))
     assert rep.report == "oops" and rep.complete and rep.fatal
     text = rep.text.splitlines()
     assert "cut here" in text[0] and "end trace" in text[-1]
@@ -41,21 +41,21 @@ def test_oops_is_kept_whole_with_its_banner_and_is_fatal():
 
 
 def test_warning_is_whole_and_not_fatal():
-    [rep] = parse.kernel_reports(_lines(WARNING))
+    [rep] = kmsg.kernel_reports(_lines(WARNING))
     assert rep.report == "warning" and rep.complete and not rep.fatal
     assert len(rep.text.splitlines()) == 4
 
 
 def test_panic_without_its_end_marker_is_whole_once_the_guest_stopped():
     # panic=-1: the kernel resets before it prints `---[ end Kernel panic`.
-    asm = parse.ReportAssembler()
+    asm = kmsg.ReportAssembler()
     assert all(asm.feed(l) is None for l in _lines(PANIC))
     rep = asm.flush(guest_stopped=True)
     assert rep.report == "panic" and rep.complete and rep.fatal and "CPU1: stopping" in rep.text
 
 
 def test_a_report_that_goes_quiet_is_kept_but_marked_cut_short():
-    asm = parse.ReportAssembler()
+    asm = kmsg.ReportAssembler()
     for l in _lines(OOPS)[:4]:
         asm.feed(l)
     rep = asm.flush()
@@ -63,14 +63,14 @@ def test_a_report_that_goes_quiet_is_kept_but_marked_cut_short():
 
 
 def test_kernel_bug_at_is_fatal_but_a_bug_line_alone_is_not():
-    bug = parse.kernel_reports(["[ 1.0] kernel BUG at mm/migrate.c:123!", "[ 1.1] ---[ end trace 0 ]---"])
+    bug = kmsg.kernel_reports(["[ 1.0] kernel BUG at mm/migrate.c:123!", "[ 1.1] ---[ end trace 0 ]---"])
     assert bug[0].fatal
-    sleeping = parse.kernel_reports(["[ 1.0] BUG: sleeping function called from invalid context at x.c:1"])
+    sleeping = kmsg.kernel_reports(["[ 1.0] BUG: sleeping function called from invalid context at x.c:1"])
     assert sleeping[0].report == "bug" and not sleeping[0].fatal
 
 
 def test_a_report_without_end_is_bounded():
-    asm = parse.ReportAssembler(max_lines=5)
+    asm = kmsg.ReportAssembler(max_lines=5)
     got = [asm.feed(l) for l in ["WARNING: CPU: 0 PID: 1 at x.c:1 f+0x0/0x1"] + ["noise"] * 10]
     done = [r for r in got if r is not None]
     assert len(done) == 1 and not done[0].complete and len(done[0].text.splitlines()) == 5
@@ -85,7 +85,7 @@ def _capture(name):
 
 
 def test_real_oops_capture_is_one_whole_fatal_report():
-    [rep] = parse.kernel_reports(_capture("console-stock-fault-oops.log"))
+    [rep] = kmsg.kernel_reports(_capture("console-stock-fault-oops.log"))
     lines = rep.text.splitlines()
     assert (rep.report, rep.fatal, rep.complete) == ("oops", True, True)
     assert lines[0].endswith("8<--- cut here ---") and lines[-1].endswith("---[ end trace 0000000000000000 ]---")
@@ -95,7 +95,7 @@ def test_real_oops_capture_is_one_whole_fatal_report():
 def test_real_panic_capture_ends_where_qemu_stopped():
     """panic=-1: no `---[ end Kernel panic` line; the other CPU's `stopping` backtrace is part of it."""
     capture = _capture("console-stock-fault-panic.log")
-    [rep] = parse.kernel_reports(capture)
+    [rep] = kmsg.kernel_reports(capture)
     assert (rep.report, rep.fatal, rep.complete) == ("panic", True, True)
     assert "injected panic at loop 2" in rep.title and any("CPU1: stopping" in l for l in rep.text.splitlines())
     assert not any("end Kernel panic" in l for l in capture)
@@ -103,8 +103,8 @@ def test_real_panic_capture_ends_where_qemu_stopped():
 
 def test_real_warning_capture_is_whole_and_the_loops_after_it_are_records():
     capture = _capture("console-stock-fault-warn.log")
-    [rep] = parse.kernel_reports(capture)
+    [rep] = kmsg.kernel_reports(capture)
     assert (rep.report, rep.fatal, rep.complete) == ("warning", False, True)
     assert rep.text.splitlines()[0].endswith("------------[ cut here ]------------")
-    loops = [e.loop for e in parse.parse_lines(capture) if isinstance(e, parse.LoopRecord)]
+    loops = [e.loop for e in kmsg.parse_lines(capture) if isinstance(e, kmsg.LoopRecord)]
     assert loops == [0, 1, 2, 3]

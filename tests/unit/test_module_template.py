@@ -5,9 +5,9 @@ import dataclasses
 import jinja2
 import pytest
 
-from harness import module
-from harness.config import ModuleSpec
-from harness.errors import InputError
+from harness.build import module
+from harness.spec.config import ModuleSpec
+from harness.core.errors import InputError
 
 
 def test_renders_the_seed_loop_constants():

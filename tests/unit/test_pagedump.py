@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness import pagedump
+from harness.parsers import dump_page
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -18,7 +18,7 @@ def test_format_from_mm_debug_c_with_a_line_of_another_cpu_inside():
         "[   40.200000] page:11111111 refcount:1 mapcount:1 mapping:00000000 index:0 pfn:0x4a200",
         "[   40.200001] anon flags: 0x80008(uptodate|swapbacked|zone=0)",
     ]
-    whole, cut = pagedump.parse_page_dumps(lines)
+    whole, cut = dump_page.parse_page_dumps(lines)
     assert (whole.pfn, whole.refcount, whole.aops, whole.ino, whole.index) == (0x4a123, 3, "def_blk_aops", 0xfe00001, 0x1a)
     assert whole.flag_names == ("referenced", "private", "zone=0") and whole.cma and not whole.anon
     assert (whole.reason, whole.complete, whole.time, whole.line) == ("migration failure", True, 40.1, 1)
@@ -26,7 +26,7 @@ def test_format_from_mm_debug_c_with_a_line_of_another_cpu_inside():
 
 
 def _dumps(name):
-    return list(pagedump.parse_page_dumps((FIXTURES / name).read_text(errors="replace").splitlines()))
+    return list(dump_page.parse_page_dumps((FIXTURES / name).read_text(errors="replace").splitlines()))
 
 
 def test_real_dump_of_a_block_device_page_with_busy_buffers():

@@ -2,13 +2,13 @@
 
 from pathlib import Path
 
-from harness import parse
+from harness.parsers import kmsg
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def _events(name):
-    return list(parse.parse_lines((FIXTURES / name).read_text(errors="replace").splitlines()))
+    return list(kmsg.parse_lines((FIXTURES / name).read_text(errors="replace").splitlines()))
 
 
 def test_real_stock_idle_capture():
@@ -16,40 +16,40 @@ def test_real_stock_idle_capture():
     evs = _events("console-stock-idle-3loops.log")
     kinds = [e.kind for e in evs]
     assert kinds.count("loop") == 3 and kinds.count("module_done") == 1 and "guest_up" in kinds
-    pool = next(e for e in evs if isinstance(e, parse.CmaPoolCreated))
-    area = next(e for e in evs if isinstance(e, parse.AreaInfo))
+    pool = next(e for e in evs if isinstance(e, kmsg.CmaPoolCreated))
+    area = next(e for e in evs if isinstance(e, kmsg.AreaInfo))
     assert (pool.base, pool.size_mib) == (0x48800000, 56)
     assert (area.name, area.base, area.size) == ("cma-harness-area", 0x48800000, 56 << 20)
-    loops = [e for e in evs if isinstance(e, parse.LoopRecord)]
+    loops = [e for e in evs if isinstance(e, kmsg.LoopRecord)]
     assert [l.loop for l in loops] == [0, 1, 2]
     assert loops[0].pa[0] == 0x48800000 and loops[0].pa[-1] == 0x48800000 + (55 << 20)
     assert loops[0].time == 2.297800 and loops[0].dur_us == 285299
-    start = next(e for e in evs if isinstance(e, parse.ModuleStart))
+    start = next(e for e in evs if isinstance(e, kmsg.ModuleStart))
     assert start.params["chunks"] == 56 and start.params["loops"] == 3
 
 
 def test_failed_chunks_and_causes():
     line = ("[   9.1] cma_harness: loop=7 failed=2 calls_failed=3 dur_us=5 outcome=.L.P pa=48800000,48900000,48a00000,0")
-    rec = parse.parse_line(line)
-    assert isinstance(rec, parse.LoopRecord)
+    rec = kmsg.parse_line(line)
+    assert isinstance(rec, kmsg.LoopRecord)
     assert rec.failed_indices == [1, 3] and rec.count("L") == 1 and rec.pa[3] is None
 
 
 def test_truncated_or_garbled_record_is_not_a_record():
     good = "cma_harness: loop=1 failed=0 calls_failed=0 dur_us=5 outcome=.. pa=48800000,48900000"
-    assert parse.parse_line(good) is not None
-    assert parse.parse_line(good[:-9]) is None, "pa list cut short"
-    assert parse.parse_line(good.replace("outcome=..", "outcome=.X")) is None
-    assert parse.parse_line(good.replace("dur_us=5", "dur_us=5x")) is None
-    assert parse.parse_line("cma_harness: loop=1 failed=0") is None
+    assert kmsg.parse_line(good) is not None
+    assert kmsg.parse_line(good[:-9]) is None, "pa list cut short"
+    assert kmsg.parse_line(good.replace("outcome=..", "outcome=.X")) is None
+    assert kmsg.parse_line(good.replace("dur_us=5", "dur_us=5x")) is None
+    assert kmsg.parse_line("cma_harness: loop=1 failed=0") is None
 
 
 def test_cma_alloc_failure_formats_of_three_kernel_eras():
-    new = parse.parse_line("[  50.1] cma: cma_alloc: cma-harness-area: alloc failed, req-size: 256 pages, ret: -16")
+    new = kmsg.parse_line("[  50.1] cma: cma_alloc: cma-harness-area: alloc failed, req-size: 256 pages, ret: -16")
     assert (new.area, new.pages, new.ret) == ("cma-harness-area", 256, -16)
-    old = parse.parse_line("<3>[ 1.0] cma: cma_alloc: alloc failed, req-size: 256 pages, ret: -12")
+    old = kmsg.parse_line("<3>[ 1.0] cma: cma_alloc: alloc failed, req-size: 256 pages, ret: -12")
     assert (old.area, old.pages, old.ret) == (None, 256, -12)
-    busy = parse.parse_line("[ 2.0] alloc_contig_range: [48800, 48900) PFNs busy")
+    busy = kmsg.parse_line("[ 2.0] alloc_contig_range: [48800, 48900) PFNs busy")
     assert (busy.start, busy.end) == (0x48800, 0x48900)
 
 
@@ -62,6 +62,6 @@ def test_kernel_reports():
         "[ 3.0] WARNING: CPU: 0 PID: 71 at /tmp/cma_harness.c:120 loop_thread+0x1/0x2 [cma_harness]": "warning",
     }
     for line, report in cases.items():
-        ev = parse.parse_line(line)
-        assert isinstance(ev, parse.KernelReport) and ev.report == report, line
-    assert parse.parse_line("[ 3.0] random: crng init done") is None
+        ev = kmsg.parse_line(line)
+        assert isinstance(ev, kmsg.KernelReport) and ev.report == report, line
+    assert kmsg.parse_line("[ 3.0] random: crng init done") is None

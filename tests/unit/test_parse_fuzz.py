@@ -1,4 +1,4 @@
-"""Property-based fuzzing of every parser in harness/parse.py (and the guest counter parser): they never
+"""Property-based fuzzing of every parser in harness/parsers/kmsg.py (and the guest counter parser): they never
 raise, damage never yields a loop record, and a valid record round-trips."""
 
 import string
@@ -6,7 +6,8 @@ import string
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from harness import guest, parse
+from harness.guest import snippets
+from harness.parsers import kmsg
 
 from .records import record_line
 
@@ -19,30 +20,30 @@ outcomes = st.text(alphabet=".TLPF", min_size=1, max_size=64)
 @FAST
 @given(console_text)
 def test_parse_line_never_raises(text):
-    ev = parse.parse_line(text)
-    assert ev is None or isinstance(ev, parse.Event)
+    ev = kmsg.parse_line(text)
+    assert ev is None or isinstance(ev, kmsg.Event)
 
 
 @FAST
 @given(st.lists(console_text, max_size=30))
 def test_line_parsers_never_raise(lines):
-    list(parse.parse_lines(lines))
-    parse.kernel_reports(lines)
-    guest.parse_counters("\n".join(lines))
+    list(kmsg.parse_lines(lines))
+    kmsg.kernel_reports(lines)
+    snippets.parse_counters("\n".join(lines))
 
 
 @FAST
 @given(st.text(max_size=300))
 def test_garbage_never_yields_a_loop_record(text):
     assume("cma_harness: loop=" not in text)
-    assert not isinstance(parse.parse_line(text), parse.LoopRecord)
+    assert not isinstance(kmsg.parse_line(text), kmsg.LoopRecord)
 
 
 @FAST
 @given(st.integers(0, 10**6), outcomes, st.integers(0, 10**7))
 def test_a_valid_record_round_trips(loop, outcome, dur_us):
-    rec = parse.parse_line(record_line(loop, outcome, dur_us=dur_us))
-    assert isinstance(rec, parse.LoopRecord)
+    rec = kmsg.parse_line(record_line(loop, outcome, dur_us=dur_us))
+    assert isinstance(rec, kmsg.LoopRecord)
     assert (rec.loop, rec.outcome, rec.dur_us, rec.failed) == (loop, outcome, dur_us, len(rec.failed_indices))
     assert [a is None for a in rec.pa] == [c in "PF" for c in outcome]
 
@@ -59,8 +60,8 @@ def test_a_damaged_record_is_dropped_never_misread(loop, outcome, data):
     damaged = {"replace": line[:pos] + byte + line[pos + 1:], "insert": line[:pos] + byte + line[pos:],
                "delete": line[:pos] + line[pos + 1:], "cut": line[:pos]}[how]
     assume(damaged != line)
-    rec = parse.parse_line(damaged)
-    original = parse.parse_line(line)
+    rec = kmsg.parse_line(damaged)
+    original = kmsg.parse_line(line)
     # Damage that only touches whitespace between fields may leave the same record: that is not misreading.
     assert rec is None or rec == original, (how, pos, repr(byte))
 
@@ -71,7 +72,7 @@ def test_a_damaged_record_is_dropped_never_misread(loop, outcome, data):
     "Internal error: Oops: 5 [#1] ARM", "8<--- cut here ---", "kernel BUG at mm/x.c:1!", "plain line"]), max_size=40))
 def test_reports_cover_every_report_line_once(lines):
     """Each report starts at a report line outside an open report; nothing is lost or doubled."""
-    reports = parse.kernel_reports(lines)
+    reports = kmsg.kernel_reports(lines)
     assert sum(len(r.text.splitlines()) for r in reports) <= len(lines)
     for r in reports:
         assert r.text.splitlines()[0] in lines
@@ -85,12 +86,14 @@ trace_text = st.text(alphabet=st.sampled_from(string.printable + "\x00\ufffd=:|<
 @FAST
 @given(st.lists(st.one_of(console_text, trace_text), max_size=30))
 def test_trace_page_dump_and_capture_parsers_never_raise(lines):
-    from harness import capture, pagedump, trace
+    from harness.parsers import capture
+    from harness.parsers import dump_page
+    from harness.parsers import ftrace
 
-    trace.parse_trace(lines)
-    list(pagedump.parse_page_dumps(lines))
+    ftrace.parse_trace(lines)
+    list(dump_page.parse_page_dumps(lines))
     capture.parse_capture(lines)
-    trace.ring_stats("\n".join(lines))
+    ftrace.ring_stats("\n".join(lines))
 
 
 _FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures"
@@ -105,11 +108,13 @@ REAL_LINES = [l for name in ("trace-stock-loop10.txt", "console-reintroduce-2012
 def test_every_parser_survives_damaged_real_lines(damage):
     """Real trace and console lines, each with one byte replaced: the parsers' regexes and int() calls
     see near-valid input, where a missing guard would raise."""
-    from harness import capture, pagedump, trace
+    from harness.parsers import capture
+    from harness.parsers import dump_page
+    from harness.parsers import ftrace
 
     lines = [l[:i] + c + l[i + 1:] for l, i, c in damage]
-    list(parse.parse_lines(lines))
-    parse.kernel_reports(lines)
-    trace.parse_trace(lines)
-    list(pagedump.parse_page_dumps(lines))
+    list(kmsg.parse_lines(lines))
+    kmsg.kernel_reports(lines)
+    ftrace.parse_trace(lines)
+    list(dump_page.parse_page_dumps(lines))
     capture.parse_capture(lines)

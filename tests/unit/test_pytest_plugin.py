@@ -29,7 +29,7 @@ def test_cma_run_refuses_to_reuse_a_kept_folder(pytester):
     pytester.mkdir("keep/first")
     pytester.makepyfile(test_keep="""
         import pytest
-        from harness.config import InputError
+        from harness.spec.config import InputError
 
         def test_it(cma_run):
             with pytest.raises(InputError, match="exists already"):

@@ -6,9 +6,9 @@ import pexpect.popen_spawn
 import pytest
 
 from harness.boards import base
-from harness.deadline import Deadline
-from harness.errors import InfraError
-from harness.shell import CommandResult, Shell
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
+from harness.boards.shell import CommandResult, Shell
 
 
 class LocalBoard(base.Board):

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from harness import report
-from harness.cache import file_sha256
-from harness.results import JsonlWriter
+from harness.present import report
+from harness.build.cache import file_sha256
+from harness.store.jsonl import JsonlWriter
 
 from .test_kernel_reports import OOPS
 

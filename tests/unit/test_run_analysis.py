@@ -4,8 +4,10 @@ import json
 import shutil
 from pathlib import Path
 
-from harness import cli, config, run
-from harness.run import RunState, RunSummary
+from harness.spec import config
+from harness.orchestrate import run
+from harness import cli
+from harness.orchestrate.run import RunState, RunSummary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 AREA = "cma-harness-area"

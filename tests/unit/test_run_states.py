@@ -6,10 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import config, run
-from harness.results import JsonlWriter, read_jsonl
-from harness.run import RunState, RunSummary
-from harness.shell import CommandResult
+from harness.spec import config
+from harness.orchestrate import run
+from harness.store.jsonl import JsonlWriter, read_jsonl
+from harness.orchestrate.run import RunState, RunSummary
+from harness.boards.shell import CommandResult
 
 from .records import record_line
 from .test_kernel_reports import OOPS, PANIC, WARNING

@@ -3,8 +3,8 @@
 import pexpect.popen_spawn
 import pytest
 
-from harness.deadline import Deadline
-from harness.shell import GuestCommandError, Shell, ShellTimeout
+from harness.core.deadline import Deadline
+from harness.boards.shell import GuestCommandError, Shell, ShellTimeout
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ import random
 import pytest
 from scipy import stats as sps
 
-from harness import stats
-from harness.stats import Verdict
+from harness.judging import stats
+from harness.judging.stats import Verdict
 
 
 def test_wilson_interval_contains_the_rate_and_is_sane_at_zero():

@@ -3,7 +3,7 @@
 from collections import Counter
 from pathlib import Path
 
-from harness import trace
+from harness.parsers import ftrace
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
@@ -20,7 +20,7 @@ def test_formats_from_trace_output_c():
         "CPU:1 [LOST 42 EVENTS]",
         " => not-a-frame-after-the-stack-ended+0x0/0x4",
     ]
-    items = trace.parse_trace(lines)
+    items = ftrace.parse_trace(lines)
     start, ttfb, release, lost = items
     assert (start.comm, start.pid, start.cpu, start.event, start.time) == ("cma_harness/0", 71, 0, "cma_alloc_start", 12.345678)
     assert start.fields == {"name": "cma-harness-area", "count": "256", "align": "8"} and start.num("count") == 256
@@ -32,21 +32,21 @@ def test_formats_from_trace_output_c():
 
 
 def test_comm_with_dashes_and_spaces_and_no_irq_info():
-    ev, = trace.parse_trace(["  kworker/u4:1-ev ents-12 [001]   100.000001: mm_migrate_pages: nr_succeeded=3 nr_failed=1"])
+    ev, = ftrace.parse_trace(["  kworker/u4:1-ev ents-12 [001]   100.000001: mm_migrate_pages: nr_succeeded=3 nr_failed=1"])
     assert (ev.comm, ev.pid, ev.cpu, ev.num("nr_failed")) == ("kworker/u4:1-ev ents", 12, 1, 1)
 
 
 def test_ring_stats_sum_over_cpus():
     text = "== cpu0\nentries: 0\noverrun: 3\ndropped events: 0\n== cpu1\nentries: 2\noverrun: 4\ndropped events: 1\n"
-    assert trace.ring_stats(text) == {"entries": 2, "overrun": 7, "dropped events": 1}
+    assert ftrace.ring_stats(text) == {"entries": 2, "overrun": 7, "dropped events": 1}
 
 
 def _items(name):
-    return trace.parse_trace((FIXTURES / name).read_text(errors="replace").splitlines())
+    return ftrace.parse_trace((FIXTURES / name).read_text(errors="replace").splitlines())
 
 
 def _events(items, name):
-    return [i for i in items if isinstance(i, trace.TraceEvent) and i.event == name]
+    return [i for i in items if isinstance(i, ftrace.TraceEvent) and i.event == name]
 
 
 def test_real_trace_reintroduce_2012_loop6():
@@ -65,14 +65,14 @@ def test_real_trace_reintroduce_2012_loop6():
     assert entries[0].stack[-3:] == ("loop_thread+0x138/0x3f8", "kthread+0xbc/0xd8", "ret_from_fork+0x14/0x38")
     failed = [e for e in _events(items, "cma_alloc_finish") if e.ptr("page") == 0]
     assert [(e.num("pfn"), e.time) for e in failed] == [(0x4bf00, 25.990041)]
-    assert not any(isinstance(i, trace.LostEvents) for i in items)
+    assert not any(isinstance(i, ftrace.LostEvents) for i in items)
 
 
 def test_real_trace_stock_loop10():
     """Recorded from `cma-harness run` on stock 6.1 (journal-less ext4, tracing on), cut to loop 10:
     56 calls, every window isolated, nothing refused."""
     items = _items("trace-stock-loop10.txt")
-    assert not [i for i in items if isinstance(i, trace.TraceEvent) and i.func]
+    assert not [i for i in items if isinstance(i, ftrace.TraceEvent) and i.func]
     assert len(_events(items, "cma_alloc_finish")) == 56
     assert [e.fields["ret"] for e in _events(items, "test_pages_isolated")] == ["success"] * 56
 
@@ -83,8 +83,8 @@ def test_garbled_trace_loses_lines_not_meaning():
     spliced into the line at a random place (the same recipe, seed 5, made the console one)."""
     clean, garbled = _items("trace-reintroduce-2012-loop6.txt"), _items("trace-reintroduce-2012-loop6-garbled.txt")
     assert 0.8 * len(clean) < len(garbled) <= len(clean) + 5
-    clean_keys = {(e.time, e.event) for e in clean if isinstance(e, trace.TraceEvent)}
-    assert all((e.time, e.event) in clean_keys for e in garbled if isinstance(e, trace.TraceEvent)
+    clean_keys = {(e.time, e.event) for e in clean if isinstance(e, ftrace.TraceEvent)}
+    assert all((e.time, e.event) in clean_keys for e in garbled if isinstance(e, ftrace.TraceEvent)
                and e.event in ("cma_alloc_start", "cma_alloc_finish")), "no event made up from noise"
     failed = [e for e in _events(garbled, "cma_alloc_finish") if e.ptr("page") == 0]
     assert [e.time for e in failed] == [25.990041]

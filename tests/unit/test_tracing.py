@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from harness.deadline import Deadline
-from harness.errors import InfraError
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
 
-from harness import tracing
+from harness.guest import tracing
 
 
 def test_setup_script_is_valid_shell():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import BoardSpec
+from harness.spec.config import BoardSpec
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
-from .parse import TIMESTAMP
+from harness.parsers.kmsg import TIMESTAMP
 
 # %#lx prints 0 as "0", anything else with 0x.
 _HEX = r"(?:0x[0-9a-f]+|0)"

@@ -10,11 +10,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import config, stats
-from .config import Scenario
-from .errors import InfraError, InputError
-from .results import JsonlWriter, read_jsonl
-from .run import RunState, RunSummary, run_variant
+from harness.spec import config
+from harness.judging import stats
+from harness.spec.config import Scenario
+from harness.core.errors import InfraError, InputError
+from harness.store.jsonl import JsonlWriter, read_jsonl
+from harness.orchestrate.run import RunState, RunSummary, run_variant
 
 
 @dataclass(frozen=True)

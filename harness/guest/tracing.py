@@ -14,9 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .boards.base import Board
-from .deadline import Deadline
-from .errors import InfraError
+from harness.boards.base import Board
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
 
 TRACEFS = "/sys/kernel/tracing"
 GROUP = "cmah"                      # kprobe event group: events/cmah/<name>

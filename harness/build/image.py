@@ -9,12 +9,12 @@ from pathlib import Path
 
 import jinja2
 
-from . import proc
-from .config import PROJECT_ROOT, AreaSpec, WorkloadSpec
-from .errors import InfraError
-from .kernel import KernelBuild
-from .machine import QemuMachine
-from .toolchain import busybox_path, require
+from harness.core import proc
+from harness.spec.config import PROJECT_ROOT, AreaSpec, WorkloadSpec
+from harness.core.errors import InfraError
+from harness.build.kernel import KernelBuild
+from harness.spec.qemu_hardware import QemuMachine
+from harness.build.toolchain import busybox_path, require
 
 GUEST_DIR = PROJECT_ROOT / "images" / "guest"
 DT_FRAGMENT = PROJECT_ROOT / "images" / "dt" / "cma-area.dtsi.j2"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import shlex
 
-from .config import ModuleSpec, WorkloadSpec
-from .image import GUEST_MODULE_PATH, GUEST_WORKLOAD
+from harness.spec.config import ModuleSpec, WorkloadSpec
+from harness.build.image import GUEST_MODULE_PATH, GUEST_WORKLOAD
 
 MOUNT_POINT = "/mnt/work"
 DISK_DEVICE = "/dev/vda"

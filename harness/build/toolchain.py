@@ -6,7 +6,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InfraError
+from harness.core.errors import InfraError
 
 CROSS_COMPILE = "arm-linux-gnueabihf-"
 DEBIAN_KERNEL_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
@@ -43,7 +43,7 @@ TOOLS = (
 
 def busybox_path() -> Path:
     """The armhf static busybox, unpacked by the set-up script into the cache."""
-    from .cache import cache_root
+    from harness.build.cache import cache_root
 
     return cache_root() / "busybox-armhf" / "bin" / "busybox"
 

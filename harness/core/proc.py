@@ -9,7 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from .errors import InfraError
+from harness.core.errors import InfraError
 
 log = logging.getLogger(__name__)
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from . import pagedump, parse, trace
+from harness.parsers import dump_page
+from harness.parsers import kmsg
+from harness.parsers import ftrace
 
 
 def parse_capture(lines: Sequence[str]) -> list:
     """Console/dmesg line events, dump_page blocks, ftrace events with their stacks; sorted by line."""
-    events = [*parse.parse_lines(lines), *pagedump.parse_page_dumps(lines), *trace.parse_trace(lines)]
+    events = [*kmsg.parse_lines(lines), *dump_page.parse_page_dumps(lines), *ftrace.parse_trace(lines)]
     return sorted(events, key=lambda ev: ev.line)

@@ -18,14 +18,23 @@ from typing import Callable
 
 import yaml
 
-from . import busy, crosscheck, guest, image, kernel, model, module, parse, trace, tracing
-from .boards.qemu import QemuBoard, QemuBoardConfig
-from .config import KernelSpec, Scenario, as_dict
-from .deadline import Deadline
-from .errors import InfraError, InputError, from_os_error
-from .machine import QemuMachine
-from .results import JsonlWriter
-from .toolchain import require
+from harness.parsers import busy
+from harness.judging import crosscheck
+from harness.guest import snippets
+from harness.build import image
+from harness.build import kernel
+from harness.model import reference
+from harness.build import module
+from harness.parsers import kmsg
+from harness.parsers import ftrace
+from harness.guest import tracing
+from harness.boards.qemu import QemuBoard, QemuBoardConfig
+from harness.spec.config import KernelSpec, Scenario, as_dict
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError, InputError, from_os_error
+from harness.spec.qemu_hardware import QemuMachine
+from harness.store.jsonl import JsonlWriter
+from harness.build.toolchain import require
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +67,7 @@ class RunSummary:
     kernel_key: str | None = None
     module_key: str | None = None
     busy: dict | None = None            # busy traces: call chains with counts, refusing functions (busy.py)
-    accounting: dict | None = None      # records vs sysfs vs trace (model.check_accounting)
+    accounting: dict | None = None      # records vs sysfs vs trace (reference.check_accounting)
     trace_error: str | None = None      # why a run with tracing on has no trace.txt
     crosschecks: list = field(default_factory=list)  # the reference model's checks (crosscheck.py); never change state
 
@@ -134,26 +143,26 @@ def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: R
     board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
     summary.timings["boot_to_shell_s"] = round(time.monotonic() - t_boot, 1)
     cmd = Deadline(60, "guest command")
-    board.run_script(guest.mount_disk(), cmd).check()
+    board.run_script(snippets.mount_disk(), cmd).check()
     if scn.workload.profile != "none":
-        board.run_script(guest.start_workload(scn.workload), Deadline(60)).check()
+        board.run_script(snippets.start_workload(scn.workload), Deadline(60)).check()
         time.sleep(scn.workload.warmup_s)
-    before = guest.parse_counters(board.run_script(guest.READ_COUNTERS, Deadline(60)).check().output)
+    before = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
     if scn.trace.enabled:
         tracing.start(board, scn.trace.buffer_kib, scn.trace.page_dumps, Deadline(60, "trace set-up"))
-    board.run(guest.insmod(scn.module, loops, first_loop), Deadline(60)).check()
+    board.run(snippets.insmod(scn.module, loops, first_loop), Deadline(60)).check()
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
     _collect(scn, board, out, summary, loops, progress)
     if board.running and summary.state in (RunState.PASS, RunState.REPRODUCED):
-        after = guest.parse_counters(board.run_script(guest.READ_COUNTERS, Deadline(60)).check().output)
-        summary.counters_delta = guest.counter_delta(before, after)
+        after = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
+        summary.counters_delta = snippets.counter_delta(before, after)
         if scn.trace.enabled:
             _collect_trace(board, folder, summary, progress)
         if scn.workload.profile != "none":
-            board.run_script(guest.stop_workload(), Deadline(60))
-        board.run(guest.RMMOD, Deadline(60))
+            board.run_script(snippets.stop_workload(), Deadline(60))
+        board.run(snippets.RMMOD, Deadline(60))
 
 
 def _collect_trace(board: QemuBoard, folder: Path, summary: RunSummary, progress) -> None:
@@ -180,12 +189,12 @@ def _analyse(scn: Scenario, folder: Path, summary: RunSummary) -> None:
             for t in a.traces:
                 out.write(t.as_dict())
         summary.busy = a.summary(summary.failed_chunks)
-        ring = trace.ring_stats((folder / "trace-stats.txt").read_text())
+        ring = ftrace.ring_stats((folder / "trace-stats.txt").read_text())
         summary.busy["ring_lost_events"] = ring.get("overrun", 0) + ring.get("dropped events", 0)
         failed_finish = a.failed_finish_events
-    summary.accounting = model.check_accounting(
+    summary.accounting = reference.check_accounting(
         summary.calls_failed, summary.counters_delta.get(f"cma/{area}/alloc_pages_fail"),
-        scn.module.chunk_kib * 1024 // model.PAGE_SIZE, failed_finish).as_dict()
+        scn.module.chunk_kib * 1024 // reference.PAGE_SIZE, failed_finish).as_dict()
 
 
 def _lines(path: Path) -> list[str]:
@@ -202,7 +211,7 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
     """Read the console until the module is done, a fatal kernel report is whole, the guest stops, or
     progress stops. A WARNING (or a BUG that did not oops) is kept whole and the loops go on: the run
     still ends in `crash`, since the kernel said it is broken, but every loop it finishes is measured."""
-    reports = parse.ReportAssembler()
+    reports = kmsg.ReportAssembler()
     last_progress = last_line = last_print = time.monotonic()
     t_first = None
     lineno = 0                  # the line's number in console.log: the queue holds every line since boot
@@ -210,8 +219,8 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
         now = time.monotonic()
         if line is not None:
             last_line, lineno = now, lineno + 1
-            ev = parse.parse_line(line, lineno)
-            if isinstance(ev, parse.LoopRecord):
+            ev = kmsg.parse_line(line, lineno)
+            if isinstance(ev, kmsg.LoopRecord):
                 t_first = t_first or now
                 last_progress = now
                 _account(summary, ev)
@@ -220,9 +229,9 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
                     last_print = now
                     progress(f"[{summary.variant}] {summary.loops_done}/{loops} loops, {summary.failed_loops} failed"
                              + _run_time_left(summary.loops_done, loops, now - t_first))
-            elif isinstance(ev, parse.AreaInfo):
+            elif isinstance(ev, kmsg.AreaInfo):
                 summary.area = {"name": ev.name, "base": ev.base, "size": ev.size}
-            elif isinstance(ev, parse.ModuleDone):
+            elif isinstance(ev, kmsg.ModuleDone):
                 summary.state = RunState.REPRODUCED if summary.failed_loops else RunState.PASS
                 summary.loops_unreadable = max(0, ev.loops - summary.loops_done)
                 if summary.loops_unreadable:
@@ -259,7 +268,7 @@ def _run_time_left(done: int, loops: int, seconds_since_first: float) -> str:
     return f", about {(loops - done) * seconds_since_first / (done - 1):.0f} s left"
 
 
-def _keep_report(summary: RunSummary, rep: parse.KernelReport, progress) -> bool:
+def _keep_report(summary: RunSummary, rep: kmsg.KernelReport, progress) -> bool:
     """Store a whole kernel report in the summary; True when it was fatal to the loop thread."""
     summary.kernel_reports.append({"report": rep.report, "title": rep.title, "complete": rep.complete,
                                    "fatal": rep.fatal, "line": rep.line, "text": rep.text})
@@ -269,7 +278,7 @@ def _keep_report(summary: RunSummary, rep: parse.KernelReport, progress) -> bool
     return rep.fatal
 
 
-def _account(summary: RunSummary, rec: parse.LoopRecord) -> None:
+def _account(summary: RunSummary, rec: kmsg.LoopRecord) -> None:
     summary.loops_done += 1
     summary.calls_failed += rec.calls_failed
     if rec.failed:

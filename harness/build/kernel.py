@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import cache, proc
-from .config import PROJECT_ROOT, KernelSpec
-from .errors import InfraError, InputError
-from .toolchain import CROSS_COMPILE, DEBIAN_KERNEL_TARBALL, require
+from harness.build import cache
+from harness.core import proc
+from harness.spec.config import PROJECT_ROOT, KernelSpec
+from harness.core.errors import InfraError, InputError
+from harness.build.toolchain import CROSS_COMPILE, DEBIAN_KERNEL_TARBALL, require
 
 log = logging.getLogger(__name__)
 CONFIGS_DIR = PROJECT_ROOT / "kernel-configs"

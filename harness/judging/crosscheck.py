@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from . import busy, config, model, parse, trace
-from .busy import CHUNK_CALLS
-from .config import KernelSpec, Scenario
-from .errors import InputError
-from .model import CheckResult, FailedLoop, MeasuredCall
-from .results import read_jsonl
+from harness.parsers import busy
+from harness.spec import config
+from harness.model import reference
+from harness.parsers import kmsg
+from harness.parsers import ftrace
+from harness.parsers.busy import CHUNK_CALLS
+from harness.spec.config import KernelSpec, Scenario
+from harness.core.errors import InputError
+from harness.model.reference import CheckResult, FailedLoop, MeasuredCall
+from harness.store.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +104,7 @@ def read_run(folder: Path, summary: Mapping) -> RunData:
     calls = failed_finish = None
     trace_path = folder / "trace.txt"
     if area and trace_path.is_file():
-        items = trace.parse_trace(_lines(trace_path))
+        items = ftrace.parse_trace(_lines(trace_path))
         calls = calls_by_loop(records, busy.cma_calls(items, area["name"]))
         failed_finish = busy.failed_finish_events(items, area["name"])
     return RunData(summary, records, area, calls, list(read_jsonl(folder / "busy-traces.jsonl")), failed_finish,
@@ -114,14 +118,14 @@ def _lines(path: Path) -> list[str]:
 def _area_from_console(path: Path) -> dict | None:
     if not path.is_file():
         return None
-    found = [e for e in parse.parse_lines(_lines(path)) if isinstance(e, parse.AreaInfo)]
+    found = [e for e in kmsg.parse_lines(_lines(path)) if isinstance(e, kmsg.AreaInfo)]
     return {"name": found[-1].name, "base": found[-1].base, "size": found[-1].size} if found else None
 
 
 def _cma_alignment(path: Path) -> int:
     if path.is_file() and (m := re.search(r"^CONFIG_CMA_ALIGNMENT=(\d+)$", path.read_text(), re.M)):
         return int(m.group(1))
-    return model.CMA_ALIGNMENT
+    return reference.CMA_ALIGNMENT
 
 
 def calls_by_loop(records: Sequence[Mapping], calls: Sequence[busy.CmaCall]) -> dict[int, list[busy.CmaCall]]:
@@ -142,8 +146,8 @@ def calls_by_loop(records: Sequence[Mapping], calls: Sequence[busy.CmaCall]) -> 
 # --------------------------------------------------------------------------------------------
 
 def run_checks(scn: Scenario, spec: KernelSpec, data: RunData) -> list[CheckResult]:
-    chunk_pages = scn.module.chunk_kib * 1024 // model.PAGE_SIZE
-    align_order = model.dma_align_order(scn.module.chunk_kib * 1024, cma_alignment=data.cma_alignment)
+    chunk_pages = scn.module.chunk_kib * 1024 // reference.PAGE_SIZE
+    align_order = reference.dma_align_order(scn.module.chunk_kib * 1024, cma_alignment=data.cma_alignment)
     attribution = scn.module.attribution and not any("F" in r["outcome"] for r in data.records)
     return [placement(data, chunk_pages, align_order), accounting(data, chunk_pages),
             variant_rule(spec, data.records, attribution),
@@ -151,7 +155,7 @@ def run_checks(scn: Scenario, spec: KernelSpec, data: RunData) -> list[CheckResu
 
 
 def _area_pages(area: Mapping) -> tuple[int, int]:
-    return area["base"] // model.PAGE_SIZE, area["size"] // model.PAGE_SIZE
+    return area["base"] // reference.PAGE_SIZE, area["size"] // reference.PAGE_SIZE
 
 
 def measured_calls(record: Mapping, traced: Sequence[busy.CmaCall] | None) -> list[MeasuredCall]:
@@ -162,7 +166,7 @@ def measured_calls(record: Mapping, traced: Sequence[busy.CmaCall] | None) -> li
         pa = record["pa"][chunk]
         for ok in CHUNK_CALLS[cause]:
             call = next(it) if traced is not None else None
-            out.append(MeasuredCall(chunk, ok, pa // model.PAGE_SIZE if ok and pa is not None else None,
+            out.append(MeasuredCall(chunk, ok, pa // reference.PAGE_SIZE if ok and pa is not None else None,
                                     tuple(call.busy_pfns) if call else None))
     return out
 
@@ -174,7 +178,7 @@ def placement(data: RunData, chunk_pages: int, align_order: int) -> CheckResult:
     loops = {r["loop"]: measured_calls(r, data.calls.get(r["loop"]) if data.calls is not None else None)
              for r in data.records if set(r["outcome"]) <= set(CHUNK_CALLS)}
     base_pfn, area_pages = _area_pages(data.area)
-    result = model.check_placement(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
+    result = reference.check_placement(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
                                    align_order=align_order)
     traced = len(data.calls) if data.calls is not None else 0
     return dataclasses.replace(result, data={**result.data, "loops_traced": traced})
@@ -188,7 +192,7 @@ def accounting(data: RunData, chunk_pages: int) -> CheckResult:
     if delta is None or data.area is None:
         return CheckResult("accounting", None, "the run did not finish its loops: no counters to compare")
     sysfs_fail_pages = delta.get(f"cma/{data.area['name']}/alloc_pages_fail")
-    return model.check_accounting(data.summary.get("calls_failed", 0), sysfs_fail_pages, chunk_pages,
+    return reference.check_accounting(data.summary.get("calls_failed", 0), sysfs_fail_pages, chunk_pages,
                                   data.failed_finish_events)
 
 
@@ -199,14 +203,14 @@ def variant_rule(spec: KernelSpec, records: Sequence[Mapping], attribution: bool
         return CheckResult("variant_rule", None, f"kernel source {spec.source!r} is not Debian's 6.1: the model "
                            f"knows only the eight 6.1 variants", {"series": series})
     try:
-        defences = model.variant_for_series(series)
+        defences = reference.variant_for_series(series)
     except ValueError as e:
         return CheckResult("variant_rule", None, f"the model does not know this kernel: {e}", {"series": series})
     if not attribution:
         return CheckResult("variant_rule", None, "attribution off: LRU-caused failures were not measured",
                            {"series": series})
     lru = sum(r["outcome"].count("L") for r in records)
-    result = model.check_variant_rule(defences, lru)
+    result = reference.check_variant_rule(defences, lru)
     return dataclasses.replace(result, detail=f"{series}: {result.detail}", data={**result.data, "series": series})
 
 
@@ -236,7 +240,7 @@ def failed_loops(data: RunData) -> tuple[dict[int, FailedLoop], dict[int, str], 
         if missing:
             left_out[rec["loop"]] = f"no busy page known for failed chunk(s) {missing}"
             continue
-        pfns = [None if pa is None else pa // model.PAGE_SIZE for pa in rec["pa"]]
+        pfns = [None if pa is None else pa // reference.PAGE_SIZE for pa in rec["pa"]]
         loops[rec["loop"]] = FailedLoop(rec["outcome"], seen, pfns)
     return loops, left_out, ", ".join(sorted(sources)) or "none"
 
@@ -263,7 +267,7 @@ def busy_pages(data: RunData, chunk_pages: int, align_order: int, attribution: b
         return CheckResult("busy_pages", None, "the module never printed its area")
     loops, left_out, source = failed_loops(data)
     base_pfn, area_pages = _area_pages(data.area)
-    result = model.check_busy_pages(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
+    result = reference.check_busy_pages(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
                                     align_order=align_order, attribution=attribution)
     detail = result.detail
     if not loops and not any(r["failed"] for r in data.records):

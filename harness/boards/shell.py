@@ -14,8 +14,8 @@ from typing import Sequence
 
 import pexpect
 
-from .deadline import Deadline
-from .errors import InfraError
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def for_run(summary: dict, folder_name: str) -> str:
     """A run folder's JUnit: one case, failed when a loop failed (or the kernel crashed or hung)."""
     variant = summary.get("variant") or "kernel"
     suite = ET.Element("testsuite", name=f"cma-harness run {variant}")
-    return _document(suite, [run_case(summary, folder_name, f"cma-harness.run.{variant}", reproduced_fails=True)])
+    return _document(suite, [run_case(summary, folder_name, f"cma-harness.orchestrate.run.{variant}", reproduced_fails=True)])
 
 
 def for_campaign(result: dict, run_summaries: dict[str, dict]) -> str:

@@ -18,11 +18,14 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
-from . import __version__, junit, proc, stats
-from .cache import file_sha256
-from .campaign import boot_warnings, cause_counts, loop_counts
-from .errors import HarnessError, InputError
-from .results import read_jsonl
+from harness.present import junit
+from harness.core import proc
+from harness.judging import stats
+from harness import __version__
+from harness.build.cache import file_sha256
+from harness.orchestrate.campaign import boot_warnings, cause_counts, loop_counts
+from harness.core.errors import HarnessError, InputError
+from harness.store.jsonl import read_jsonl
 
 REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML = "report.html", "report.json", "failures.png", "junit.xml"
 OWN_OUTPUTS = {REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML}

@@ -8,9 +8,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from .pagedump import PageDump, parse_page_dumps
-from .parse import LoopRecord, parse_lines
-from .trace import LostEvents, TraceEvent, TraceItem, function_of, parse_trace
+from harness.parsers.dump_page import PageDump, parse_page_dumps
+from harness.parsers.kmsg import LoopRecord, parse_lines
+from harness.parsers.ftrace import LostEvents, TraceEvent, TraceItem, function_of, parse_trace
 
 # The cma_alloc() calls the module makes for one chunk, by the outcome it recorded (True = succeeded):
 # the first try, then with attribution a plain retry (T) and a retry after invalidate_bh_lrus() (L).

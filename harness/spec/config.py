@@ -10,9 +10,9 @@ from typing import Any
 
 import yaml
 
-from .errors import InputError
+from harness.core.errors import InputError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "images" / "scenarios" / "seed-2012.yaml"
 
 

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import jinja2
 
-from . import cache, proc
-from .config import PROJECT_ROOT, ModuleSpec, revalidated
-from .errors import InfraError
-from .kernel import MAKE_VARS, KernelBuild, build_env
+from harness.build import cache
+from harness.core import proc
+from harness.spec.config import PROJECT_ROOT, ModuleSpec, revalidated
+from harness.core.errors import InfraError
+from harness.build.kernel import MAKE_VARS, KernelBuild, build_env
 
 TEMPLATES_DIR = PROJECT_ROOT / "test-modules"
 MODULE_NAME = "cma_harness"
