@@ -8,7 +8,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.model.reference import REINTRODUCED_2012, STOCK, simulate  # noqa: E402
+from harness.model.simulation import simulate  # noqa: E402
+from harness.spec.variants import REINTRODUCED_2012, STOCK  # noqa: E402
 
 LONG_RUN_LOOPS = 10_000
 

@@ -16,7 +16,8 @@ from harness.parsers import capture
 from harness.spec import config
 from harness.judging import crosscheck
 from harness.build import kernel
-from harness.model import reference
+from harness.model import simulation
+from harness.spec.variants import ALL_VARIANTS
 from harness.judging import stats
 from harness.build import toolchain
 from harness.core.errors import HarnessError, from_os_error
@@ -174,8 +175,8 @@ def cmd_model_simulate(args) -> int:
 
     if args.loops < 1:
         raise config.InputError(f"--loops must be at least 1, got {args.loops}")
-    knobs = {k: v for k, v in vars(args).items() if k in reference.workload_defaults() and v is not None}
-    variants = args.variant or list(reference.ALL_VARIANTS)
+    knobs = {k: v for k, v in vars(args).items() if k in simulation.workload_defaults() and v is not None}
+    variants = args.variant or list(ALL_VARIANTS)
     predicted = prediction.predict(variants, args.loops, knobs)
     print("\n".join(prediction.prediction_lines(predicted, knobs)))
     if args.compare:
@@ -201,7 +202,7 @@ def cmd_model_fit(args) -> int:
     f = prediction.fit(args.on, target, args.knob, range(first, last + 1), args.loops, {})
     print("\n".join(prediction.fit_lines(f)))
     knobs = {args.knob: f.value}
-    predicted = prediction.predict([v for v in seen if v in reference.ALL_VARIANTS], args.loops, knobs)
+    predicted = prediction.predict([v for v in seen if v in ALL_VARIANTS], args.loops, knobs)
     table = prediction.prediction_lines(predicted, knobs)
     print("\n".join([table[0], *table[2:]]))      # without the "not fitted" caveat: this one is
     print("\n".join(prediction.comparison_lines(predicted, seen)))
@@ -222,6 +223,17 @@ def cmd_parse(args) -> int:
     return EXIT_OK
 
 
+def cmd_build_key(args) -> int:
+    """`build --print-key`: the kernel's cache key (the hash of every build input, as `build` computes it),
+    on one line; nothing is built. CI keys its kernel cache with it."""
+    from harness.build import cache
+
+    scn = config.load(args.scenario)
+    spec = scn.variant(args.variant) if args.variant else scn.kernel
+    print(cache.digest(kernel.inputs(spec)))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="cma-harness", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -233,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")
     p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
     p.add_argument("--variant", help="a kernel variant named under `variants:` in the scenario")
+    p.add_argument("--print-key", dest="func", action="store_const", const=cmd_build_key,
+                   help="print the kernel's cache key and exit, building nothing")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run the scenario's loop once on one kernel; write a run folder")
@@ -270,13 +284,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = model_sub.add_parser("simulate", help="predicted loop failure rate of each kernel variant, optionally "
                              "beside measured runs (the workload is not fitted to the guest)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--variant", action="append", choices=list(reference.ALL_VARIANTS),
+    which.add_argument("--variant", action="append", choices=list(ALL_VARIANTS),
                        help="a patch series the model knows (repeatable; default: all eight)")
     which.add_argument("--all", action="store_true", help="every variant (the default)")
     p.add_argument("--loops", type=int, default=1000, help="simulated loops per variant (default 1000)")
-    for name, default in reference.workload_defaults().items():
+    for name, default in simulation.workload_defaults().items():
         p.add_argument("--" + name.replace("_", "-"), dest=name, type=type(default),
-                       help=f"reference.simulate's {name} (default {default})")
+                       help=f"simulation.simulate's {name} (default {default})")
     p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER",
                    help="run or campaign folders: measured failed-loop and LRU-caused rates beside the prediction")
     p.set_defaults(func=cmd_model_simulate)
@@ -285,7 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "variant matches measured runs, then predict the other measured variants")
     p.add_argument("--compare", nargs="+", type=Path, metavar="FOLDER", required=True,
                    help="run or campaign folders with the measured variants")
-    p.add_argument("--on", default="reintroduce-2012", choices=list(reference.ALL_VARIANTS),
+    p.add_argument("--on", default="reintroduce-2012", choices=list(ALL_VARIANTS),
                    help="the variant to fit on (default reintroduce-2012)")
     p.add_argument("--knob", default="metadata_pages_in_area", help="the integer knob to fit (default metadata_pages_in_area)")
     p.add_argument("--range", nargs=2, type=int, default=(0, 8), metavar=("FIRST", "LAST"),

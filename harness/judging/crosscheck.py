@@ -12,13 +12,16 @@ from typing import Mapping, Sequence
 
 from harness.parsers import busy
 from harness.spec import config
-from harness.model import reference
+from harness.judging import checks
+from harness.model import allocator
+from harness.spec.variants import variant_for_series
 from harness.parsers import kmsg
 from harness.parsers import ftrace
 from harness.parsers.busy import CHUNK_CALLS
 from harness.spec.config import KernelSpec, Scenario
 from harness.core.errors import InputError
-from harness.model.reference import CheckResult, FailedLoop, MeasuredCall
+from harness.judging.checks import CheckResult
+from harness.model.replay import FailedLoop, MeasuredCall
 from harness.store.jsonl import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -125,7 +128,7 @@ def _area_from_console(path: Path) -> dict | None:
 def _cma_alignment(path: Path) -> int:
     if path.is_file() and (m := re.search(r"^CONFIG_CMA_ALIGNMENT=(\d+)$", path.read_text(), re.M)):
         return int(m.group(1))
-    return reference.CMA_ALIGNMENT
+    return allocator.CMA_ALIGNMENT
 
 
 def calls_by_loop(records: Sequence[Mapping], calls: Sequence[busy.CmaCall]) -> dict[int, list[busy.CmaCall]]:
@@ -146,8 +149,8 @@ def calls_by_loop(records: Sequence[Mapping], calls: Sequence[busy.CmaCall]) -> 
 # --------------------------------------------------------------------------------------------
 
 def run_checks(scn: Scenario, spec: KernelSpec, data: RunData) -> list[CheckResult]:
-    chunk_pages = scn.module.chunk_kib * 1024 // reference.PAGE_SIZE
-    align_order = reference.dma_align_order(scn.module.chunk_kib * 1024, cma_alignment=data.cma_alignment)
+    chunk_pages = scn.module.chunk_kib * 1024 // allocator.PAGE_SIZE
+    align_order = allocator.dma_align_order(scn.module.chunk_kib * 1024, cma_alignment=data.cma_alignment)
     attribution = scn.module.attribution and not any("F" in r["outcome"] for r in data.records)
     return [placement(data, chunk_pages, align_order), accounting(data, chunk_pages),
             variant_rule(spec, data.records, attribution),
@@ -155,7 +158,7 @@ def run_checks(scn: Scenario, spec: KernelSpec, data: RunData) -> list[CheckResu
 
 
 def _area_pages(area: Mapping) -> tuple[int, int]:
-    return area["base"] // reference.PAGE_SIZE, area["size"] // reference.PAGE_SIZE
+    return area["base"] // allocator.PAGE_SIZE, area["size"] // allocator.PAGE_SIZE
 
 
 def measured_calls(record: Mapping, traced: Sequence[busy.CmaCall] | None) -> list[MeasuredCall]:
@@ -166,7 +169,7 @@ def measured_calls(record: Mapping, traced: Sequence[busy.CmaCall] | None) -> li
         pa = record["pa"][chunk]
         for ok in CHUNK_CALLS[cause]:
             call = next(it) if traced is not None else None
-            out.append(MeasuredCall(chunk, ok, pa // reference.PAGE_SIZE if ok and pa is not None else None,
+            out.append(MeasuredCall(chunk, ok, pa // allocator.PAGE_SIZE if ok and pa is not None else None,
                                     tuple(call.busy_pfns) if call else None))
     return out
 
@@ -178,7 +181,7 @@ def placement(data: RunData, chunk_pages: int, align_order: int) -> CheckResult:
     loops = {r["loop"]: measured_calls(r, data.calls.get(r["loop"]) if data.calls is not None else None)
              for r in data.records if set(r["outcome"]) <= set(CHUNK_CALLS)}
     base_pfn, area_pages = _area_pages(data.area)
-    result = reference.check_placement(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
+    result = checks.check_placement(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
                                    align_order=align_order)
     traced = len(data.calls) if data.calls is not None else 0
     return dataclasses.replace(result, data={**result.data, "loops_traced": traced})
@@ -192,7 +195,7 @@ def accounting(data: RunData, chunk_pages: int) -> CheckResult:
     if delta is None or data.area is None:
         return CheckResult("accounting", None, "the run did not finish its loops: no counters to compare")
     sysfs_fail_pages = delta.get(f"cma/{data.area['name']}/alloc_pages_fail")
-    return reference.check_accounting(data.summary.get("calls_failed", 0), sysfs_fail_pages, chunk_pages,
+    return checks.check_accounting(data.summary.get("calls_failed", 0), sysfs_fail_pages, chunk_pages,
                                   data.failed_finish_events)
 
 
@@ -203,14 +206,14 @@ def variant_rule(spec: KernelSpec, records: Sequence[Mapping], attribution: bool
         return CheckResult("variant_rule", None, f"kernel source {spec.source!r} is not Debian's 6.1: the model "
                            f"knows only the eight 6.1 variants", {"series": series})
     try:
-        defences = reference.variant_for_series(series)
+        defences = variant_for_series(series)
     except ValueError as e:
         return CheckResult("variant_rule", None, f"the model does not know this kernel: {e}", {"series": series})
     if not attribution:
         return CheckResult("variant_rule", None, "attribution off: LRU-caused failures were not measured",
                            {"series": series})
     lru = sum(r["outcome"].count("L") for r in records)
-    result = reference.check_variant_rule(defences, lru)
+    result = checks.check_variant_rule(defences, lru)
     return dataclasses.replace(result, detail=f"{series}: {result.detail}", data={**result.data, "series": series})
 
 
@@ -240,7 +243,7 @@ def failed_loops(data: RunData) -> tuple[dict[int, FailedLoop], dict[int, str], 
         if missing:
             left_out[rec["loop"]] = f"no busy page known for failed chunk(s) {missing}"
             continue
-        pfns = [None if pa is None else pa // reference.PAGE_SIZE for pa in rec["pa"]]
+        pfns = [None if pa is None else pa // allocator.PAGE_SIZE for pa in rec["pa"]]
         loops[rec["loop"]] = FailedLoop(rec["outcome"], seen, pfns)
     return loops, left_out, ", ".join(sorted(sources)) or "none"
 
@@ -267,7 +270,7 @@ def busy_pages(data: RunData, chunk_pages: int, align_order: int, attribution: b
         return CheckResult("busy_pages", None, "the module never printed its area")
     loops, left_out, source = failed_loops(data)
     base_pfn, area_pages = _area_pages(data.area)
-    result = reference.check_busy_pages(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
+    result = checks.check_busy_pages(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
                                     align_order=align_order, attribution=attribution)
     detail = result.detail
     if not loops and not any(r["failed"] for r in data.records):

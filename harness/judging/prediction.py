@@ -8,24 +8,25 @@ from typing import Mapping, Sequence
 
 from harness.spec import config
 from harness.judging import crosscheck
-from harness.model import reference
+from harness.model import simulation
+from harness.spec.variants import ALL_VARIANTS, Defences
 from harness.judging import stats
 from harness.core.errors import InputError
 from harness.store.jsonl import read_jsonl
 
-KNOBS = reference.workload_defaults()
+KNOBS = simulation.workload_defaults()
 
 CAVEAT = ("The workload parameters are the model's defaults or the ones given, not fitted to the guest: a "
           "predicted rate says what the model's mechanism gives under them, not what a guest run will measure.")
 
 
-def predict(variants: Sequence[str], loops: int, knobs: Mapping[str, object]) -> dict[str, reference.SimResult]:
-    """reference.simulate() of each named variant (patch series name) with the same workload and seed."""
-    unknown = [v for v in variants if v not in reference.ALL_VARIANTS]
+def predict(variants: Sequence[str], loops: int, knobs: Mapping[str, object]) -> dict[str, simulation.SimResult]:
+    """simulation.simulate() of each named variant (patch series name) with the same workload and seed."""
+    unknown = [v for v in variants if v not in ALL_VARIANTS]
     if unknown:
-        raise InputError(f"unknown variant {unknown[0]!r}; the model knows: {', '.join(reference.ALL_VARIANTS)}")
+        raise InputError(f"unknown variant {unknown[0]!r}; the model knows: {', '.join(ALL_VARIANTS)}")
     try:
-        return {v: reference.simulate(reference.ALL_VARIANTS[v], loops, **knobs) for v in variants}
+        return {v: simulation.simulate(ALL_VARIANTS[v], loops, **knobs) for v in variants}
     except ValueError as e:
         raise InputError(f"workload parameters: {e}") from None
 
@@ -62,13 +63,13 @@ def _series_of_run(run: Path, records: list[dict]) -> str:
     return crosscheck.series_of(crosscheck.variant_spec(config.load(run / "scenario.yaml"), name))
 
 
-def _defences(d: reference.Defences) -> str:
+def _defences(d: Defences) -> str:
     switches = (d.lru_disable_blocks_install, d.drain_bh_lrus, d.blkdev_migrate_norefs)
     kept = [str(number) for number, on in enumerate(switches, 1) if on]
     return " ".join(kept) or "none"
 
 
-def prediction_lines(predicted: Mapping[str, reference.SimResult], knobs: Mapping[str, object]) -> list[str]:
+def prediction_lines(predicted: Mapping[str, simulation.SimResult], knobs: Mapping[str, object]) -> list[str]:
     loops = next(iter(predicted.values())).loops if predicted else 0
     settings = " ".join(f"{k}={v}" for k, v in {**KNOBS, **knobs}.items())
     lines = [f"model simulation, {loops} loops per variant; workload: {settings}", CAVEAT,
@@ -88,7 +89,7 @@ def _gap(rate: stats.Rate, predicted: float | None) -> str:
             f"({'inside' if inside else 'outside'} the measured 95% CI)")
 
 
-def comparison_lines(predicted: Mapping[str, reference.SimResult], seen: Mapping[str, Measured]) -> list[str]:
+def comparison_lines(predicted: Mapping[str, simulation.SimResult], seen: Mapping[str, Measured]) -> list[str]:
     """Measured rates (Wilson 95% intervals) per variant beside the prediction, and the gap."""
     lines = ["measured vs predicted (gap = measured - predicted, in percentage points):",
              "Measured failed loops also count transient (T) and persistent (P) failures, which the model only "
@@ -96,7 +97,7 @@ def comparison_lines(predicted: Mapping[str, reference.SimResult], seen: Mapping
              "by invalidate_bh_lrus())."]
     for series, m in sorted(seen.items()):
         sim = predicted.get(series)
-        known = "" if series in reference.ALL_VARIANTS else " (a kernel the model does not know)"
+        known = "" if series in ALL_VARIANTS else " (a kernel the model does not know)"
         failed = stats.rate(m.failed_loops, m.loops)
         lines.append(f"{series}{known}: {m.loops} loops in {len(m.runs)} runs")
         lines.append(f"  failed loops      {m.failed_loops:4}/{m.loops} = {100 * failed.rate:5.1f}% "

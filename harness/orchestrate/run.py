@@ -23,7 +23,8 @@ from harness.judging import crosscheck
 from harness.guest import snippets
 from harness.build import image
 from harness.build import kernel
-from harness.model import reference
+from harness.judging import checks
+from harness.model import allocator
 from harness.build import module
 from harness.parsers import kmsg
 from harness.parsers import ftrace
@@ -67,7 +68,7 @@ class RunSummary:
     kernel_key: str | None = None
     module_key: str | None = None
     busy: dict | None = None            # busy traces: call chains with counts, refusing functions (busy.py)
-    accounting: dict | None = None      # records vs sysfs vs trace (reference.check_accounting)
+    accounting: dict | None = None      # records vs sysfs vs trace (checks.check_accounting)
     trace_error: str | None = None      # why a run with tracing on has no trace.txt
     crosschecks: list = field(default_factory=list)  # the reference model's checks (crosscheck.py); never change state
 
@@ -192,9 +193,9 @@ def _analyse(scn: Scenario, folder: Path, summary: RunSummary) -> None:
         ring = ftrace.ring_stats((folder / "trace-stats.txt").read_text())
         summary.busy["ring_lost_events"] = ring.get("overrun", 0) + ring.get("dropped events", 0)
         failed_finish = a.failed_finish_events
-    summary.accounting = reference.check_accounting(
+    summary.accounting = checks.check_accounting(
         summary.calls_failed, summary.counters_delta.get(f"cma/{area}/alloc_pages_fail"),
-        scn.module.chunk_kib * 1024 // reference.PAGE_SIZE, failed_finish).as_dict()
+        scn.module.chunk_kib * 1024 // allocator.PAGE_SIZE, failed_finish).as_dict()
 
 
 def _lines(path: Path) -> list[str]:

@@ -9,17 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.model import reference
-from harness.model.reference import (
-    ALL_VARIANTS,
-    REINTRODUCED_2012,
-    STOCK,
-    BhLru,
-    CmaArea,
-    Defences,
-    Machine,
-    PageState,
-)
+from harness.judging import checks
+from harness.model import allocator
+from harness.model import bh_lru
+from harness.model import replay
+from harness.model import simulation
+from harness.spec.variants import variant_for_series
+from harness.spec.variants import ALL_VARIANTS, Defences, REINTRODUCED_2012, STOCK
+from harness.model.bh_lru import BhLru, BhLruModel, PageState
+from harness.model.allocator import CmaArea
 
 MIB = 1 << 20
 SLOT_PAGES = 256  # 1 MiB of 4 KiB pages
@@ -33,24 +31,24 @@ def test_series_names_cover_the_eight_subsets():
     assert len(set(ALL_VARIANTS.values())) == 8
     assert ALL_VARIANTS["stock"] == STOCK == Defences(True, True, True)
     assert ALL_VARIANTS["reintroduce-2012"] == REINTRODUCED_2012 == Defences(False, False, False)
-    assert reference.variant_for_series("remove-2") == Defences(True, False, True)
-    assert reference.variant_for_series("remove-1-3") == Defences(False, True, False)
+    assert variant_for_series("remove-2") == Defences(True, False, True)
+    assert variant_for_series("remove-1-3") == Defences(False, True, False)
 
 
 def test_unknown_series_lists_valid_names():
     with pytest.raises(ValueError, match="remove-1-2.*reintroduce-2012"):
-        reference.variant_for_series("remove-4")
+        variant_for_series("remove-4")
 
 
 # ---- the CMA allocator ---------------------------------------------------------------------
 
 def test_get_order_and_dma_align_order():
-    assert reference.get_order(1) == 0
-    assert reference.get_order(4096) == 0
-    assert reference.get_order(4097) == 1
-    assert reference.get_order(MIB) == 8
-    assert reference.dma_align_order(MIB) == 8
-    assert reference.dma_align_order(4 * MIB) == 8  # capped at CONFIG_CMA_ALIGNMENT
+    assert allocator.get_order(1) == 0
+    assert allocator.get_order(4096) == 0
+    assert allocator.get_order(4097) == 1
+    assert allocator.get_order(MIB) == 8
+    assert allocator.dma_align_order(MIB) == 8
+    assert allocator.dma_align_order(4 * MIB) == 8  # capped at CONFIG_CMA_ALIGNMENT
 
 
 def test_cma_alloc_search_order_on_a_hand_built_bitmap():
@@ -209,13 +207,13 @@ def _expected_tries(area, bitmap, count, align, busy_offsets):
 # ---- the seed's loop -----------------------------------------------------------------------
 
 def test_idle_placement_fills_the_56_slots_exactly():
-    placement = reference.idle_placement(BASE_PA, 56 * MIB, MIB, 57)
+    placement = allocator.idle_placement(BASE_PA, 56 * MIB, MIB, 57)
     assert placement[:56] == [BASE_PA + slot * MIB for slot in range(56)]
     assert placement[56] is None
 
 
 def test_idle_placement_respects_physical_alignment_of_an_unaligned_base():
-    placement = reference.idle_placement(BASE_PA + 0x80000, 4 * MIB, MIB, 4)
+    placement = allocator.idle_placement(BASE_PA + 0x80000, 4 * MIB, MIB, 4)
     assert placement == [BASE_PA + MIB, BASE_PA + 2 * MIB, BASE_PA + 3 * MIB, None]
 
 
@@ -231,7 +229,7 @@ def test_busy_slot_is_skipped_and_the_last_chunk_fails():
         retries.extend([pfn] * busy)
         return busy
 
-    outcome = reference.run_loop(area, 56, SLOT_PAGES, 8, range_busy)
+    outcome = allocator.run_loop(area, 56, SLOT_PAGES, 8, range_busy)
     assert outcome.failed and outcome.failed_indices == (55,)
     assert outcome.pfns[9] == area.base_pfn + 9 * SLOT_PAGES
     assert outcome.pfns[10] == area.base_pfn + 11 * SLOT_PAGES
@@ -272,7 +270,7 @@ def test_bh_lru_matches_a_most_recently_used_list(installs):
 
 
 def test_a_page_stays_pinned_until_every_cpu_lets_its_bh_go():
-    machine = Machine(2, REINTRODUCED_2012)
+    machine = BhLruModel(2, REINTRODUCED_2012)
     machine.add_page(0x500, PageState.BUFFERS_UNREFERENCED, (7,))
     machine.find_get_block(0, 7)
     machine.find_get_block(1, 7)
@@ -285,7 +283,7 @@ def test_a_page_stays_pinned_until_every_cpu_lets_its_bh_go():
 
 
 def test_defence_1_blocks_installs_only_while_the_lru_cache_is_disabled():
-    machine = Machine(1, Defences(True, False, False))
+    machine = BhLruModel(1, Defences(True, False, False))
     machine.add_page(0x500, PageState.BUFFERS_UNREFERENCED, (7,))
     machine.lru_cache_disable()
     machine.find_get_block(0, 7)
@@ -296,7 +294,7 @@ def test_defence_1_blocks_installs_only_while_the_lru_cache_is_disabled():
 
 
 def test_alloc_contig_range_moves_out_what_it_can_even_when_busy():
-    machine = Machine(1, REINTRODUCED_2012)
+    machine = BhLruModel(1, REINTRODUCED_2012)
     machine.add_page(0x100, PageState.BUFFERS_UNREFERENCED, (1,))
     machine.add_page(0x101, PageState.BUFFERS_UNREFERENCED, (2,))
     machine.add_page(0x102, PageState.MOVABLE_NO_BUFFERS)
@@ -326,40 +324,40 @@ EXPECTED_CAN_FAIL = {
 
 @pytest.mark.parametrize("series", ALL_VARIANTS)
 def test_can_fail_from_lru_pins_per_variant(series):
-    assert reference.can_fail_from_lru_pins(ALL_VARIANTS[series]) is EXPECTED_CAN_FAIL[series]
+    assert bh_lru.can_fail_from_lru_pins(ALL_VARIANTS[series]) is EXPECTED_CAN_FAIL[series]
 
 
 def test_variants_keeping_norefs_fail_only_through_the_recheck_race():
     for series in ("remove-1", "remove-1-2"):
-        assert reference.lru_failure_reasons(ALL_VARIANTS[series]) == (reference.RECHECK_RACE,)
+        assert bh_lru.lru_failure_reasons(ALL_VARIANTS[series]) == (bh_lru.RECHECK_RACE,)
     for series in ("remove-1-3", "remove-2-3", "reintroduce-2012"):
-        assert reference.lru_failure_reasons(ALL_VARIANTS[series]) == (reference.LRU_PIN,)
+        assert bh_lru.lru_failure_reasons(ALL_VARIANTS[series]) == (bh_lru.LRU_PIN,)
 
 
 def test_the_three_moments_on_single_defences():
     unref = PageState.BUFFERS_UNREFERENCED
     only_drain = Defences(False, True, False)
-    assert reference.migration_outcome(unref, only_drain, pinned_before=True).result == "ok"
-    assert reference.migration_outcome(unref, only_drain, pinned_during=True).busy
+    assert bh_lru.migration_outcome(unref, only_drain, pinned_before=True).result == "ok"
+    assert bh_lru.migration_outcome(unref, only_drain, pinned_during=True).busy
     only_block = Defences(True, False, False)
-    assert reference.migration_outcome(unref, only_block, pinned_before=True).busy
-    assert reference.migration_outcome(unref, only_block, pinned_during=True).result == "ok"
+    assert bh_lru.migration_outcome(unref, only_block, pinned_before=True).busy
+    assert bh_lru.migration_outcome(unref, only_block, pinned_during=True).result == "ok"
     only_norefs = Defences(False, False, True)
-    outcome = reference.migration_outcome(PageState.BUFFERS_LRU_PINNED, only_norefs)
-    assert outcome == ("ok", reference.NOREFS_INVALIDATED)
-    raced = reference.migration_outcome(unref, only_norefs, pinned_during=True,
+    outcome = bh_lru.migration_outcome(PageState.BUFFERS_LRU_PINNED, only_norefs)
+    assert outcome == ("ok", bh_lru.NOREFS_INVALIDATED)
+    raced = bh_lru.migration_outcome(unref, only_norefs, pinned_during=True,
                                     reinstalled_after_invalidate=True)
-    assert raced == ("busy", reference.RECHECK_RACE)
+    assert raced == ("busy", bh_lru.RECHECK_RACE)
 
 
 def test_pages_without_lru_relevance():
     for defences in (STOCK, REINTRODUCED_2012):
-        assert reference.migration_outcome(PageState.MOVABLE_NO_BUFFERS, defences).result == "ok"
-        assert reference.migration_outcome(PageState.UNMOVABLE, defences).busy
-        other = reference.migration_outcome(PageState.BUFFERS_OTHER_REF, defences, pinned_before=True)
-        assert other == ("busy", reference.OTHER_REFERENCE) and not other.lru_caused
+        assert bh_lru.migration_outcome(PageState.MOVABLE_NO_BUFFERS, defences).result == "ok"
+        assert bh_lru.migration_outcome(PageState.UNMOVABLE, defences).busy
+        other = bh_lru.migration_outcome(PageState.BUFFERS_OTHER_REF, defences, pinned_before=True)
+        assert other == ("busy", bh_lru.OTHER_REFERENCE) and not other.lru_caused
     with pytest.raises(ValueError, match="no buffers"):
-        reference.migration_outcome(PageState.MOVABLE_NO_BUFFERS, STOCK, pinned_before=True)
+        bh_lru.migration_outcome(PageState.MOVABLE_NO_BUFFERS, STOCK, pinned_before=True)
 
 
 def _stronger(defences):
@@ -374,10 +372,10 @@ def test_adding_a_defence_never_adds_a_failing_scenario():
     states = (PageState.BUFFERS_UNREFERENCED, PageState.BUFFERS_OTHER_REF)
     for defences in ALL_VARIANTS.values():
         for _, stronger in _stronger(defences):
-            assert reference.can_fail_from_lru_pins(stronger) <= reference.can_fail_from_lru_pins(defences)
+            assert bh_lru.can_fail_from_lru_pins(stronger) <= bh_lru.can_fail_from_lru_pins(defences)
             for state, *moments in itertools.product(states, *[(False, True)] * 3):
-                if reference.migration_outcome(state, stronger, *moments).busy:
-                    assert reference.migration_outcome(state, defences, *moments).busy
+                if bh_lru.migration_outcome(state, stronger, *moments).busy:
+                    assert bh_lru.migration_outcome(state, defences, *moments).busy
 
 
 # ---- simulation ----------------------------------------------------------------------------
@@ -397,8 +395,8 @@ workloads = st.fixed_dictionaries({
 @given(workloads)
 def test_variants_that_cannot_fail_from_pins_never_do_in_simulation(workload):
     for series, defences in ALL_VARIANTS.items():
-        if not reference.can_fail_from_lru_pins(defences):
-            result = reference.simulate(defences, 3, **workload)
+        if not bh_lru.can_fail_from_lru_pins(defences):
+            result = simulation.simulate(defences, 3, **workload)
             assert (result.failed_chunks, result.lru_caused_chunks) == (0, 0), series
 
 
@@ -406,33 +404,33 @@ def test_variants_that_cannot_fail_from_pins_never_do_in_simulation(workload):
 @given(st.integers(0, 2**32), st.integers(1, 3))
 def test_other_references_fail_every_variant_but_are_not_lru_caused(seed, other_ref_pages):
     for defences in (STOCK, REINTRODUCED_2012):
-        result = reference.simulate(defences, 2, metadata_pages_in_area=0,
+        result = simulation.simulate(defences, 2, metadata_pages_in_area=0,
                                 other_ref_pages=other_ref_pages, seed=seed)
         assert result.failed_loops == 2
         assert result.lru_caused_chunks == 0
 
 
 def test_reintroduce_2012_fails_from_pins_in_the_area():
-    result = reference.simulate(REINTRODUCED_2012, 200, seed=3)
+    result = simulation.simulate(REINTRODUCED_2012, 200, seed=3)
     assert 0 < result.failed_loops < 200
     assert result.lru_caused_chunks == result.failed_chunks > 0
     assert result.busy_retries > result.failed_chunks
-    no_pins_in_area = reference.simulate(REINTRODUCED_2012, 200, metadata_pages_in_area=0, seed=3)
+    no_pins_in_area = simulation.simulate(REINTRODUCED_2012, 200, metadata_pages_in_area=0, seed=3)
     assert no_pins_in_area.failed_loops == 0
 
 
 def test_recheck_race_needs_defence_1_off():
     only_norefs = ALL_VARIANTS["remove-1-2"]
-    assert reference.simulate(only_norefs, 100, recheck_race_probability=1.0, seed=1).lru_caused_chunks
-    assert not reference.simulate(only_norefs, 100, recheck_race_probability=0.0, seed=1).failed_chunks
-    assert not reference.simulate(ALL_VARIANTS["remove-2"], 100, recheck_race_probability=1.0,
+    assert simulation.simulate(only_norefs, 100, recheck_race_probability=1.0, seed=1).lru_caused_chunks
+    assert not simulation.simulate(only_norefs, 100, recheck_race_probability=0.0, seed=1).failed_chunks
+    assert not simulation.simulate(ALL_VARIANTS["remove-2"], 100, recheck_race_probability=1.0,
                               seed=1).failed_chunks
 
 
 def test_simulation_is_deterministic_for_a_seed():
-    first = reference.simulate(REINTRODUCED_2012, 50, seed=11)
-    assert reference.simulate(REINTRODUCED_2012, 50, seed=11) == first
-    assert reference.simulate(REINTRODUCED_2012, 50, seed=12) != first
+    first = simulation.simulate(REINTRODUCED_2012, 50, seed=11)
+    assert simulation.simulate(REINTRODUCED_2012, 50, seed=11) == first
+    assert simulation.simulate(REINTRODUCED_2012, 50, seed=12) != first
 
 
 SIM_WORKLOADS = [
@@ -449,7 +447,7 @@ def test_adding_defence_2_or_3_never_adds_failures_for_the_same_seed(workload):
     a chunk take a slot whose page a later lookup pins, where the weaker kernel had moved that
     page out earlier), so the claim is checked on whole runs."""
     for seed in range(3):
-        results = {defences: reference.simulate(defences, 60, seed=seed, **workload)
+        results = {defences: simulation.simulate(defences, 60, seed=seed, **workload)
                    for defences in ALL_VARIANTS.values()}
         for defences, weaker in results.items():
             for name, stronger_defences in _stronger(defences):
@@ -465,41 +463,41 @@ def test_defence_1_alone_adds_failures_by_freezing_the_lrus():
     defences 2 and 3, an old pin survives every allocation window. With no lookups inside the
     windows, defence 1 has nothing to block and both kernels behave the same."""
     only_block = ALL_VARIANTS["remove-2-3"]
-    blocked = reference.simulate(only_block, 300, seed=2)
-    unblocked = reference.simulate(REINTRODUCED_2012, 300, seed=2)
+    blocked = simulation.simulate(only_block, 300, seed=2)
+    unblocked = simulation.simulate(REINTRODUCED_2012, 300, seed=2)
     assert blocked.failed_loops > unblocked.failed_loops
     quiet_windows = {"share_installs_during_alloc": 0.0, "seed": 2}
-    assert (reference.simulate(only_block, 100, **quiet_windows).failed_loops
-            == reference.simulate(REINTRODUCED_2012, 100, **quiet_windows).failed_loops)
+    assert (simulation.simulate(only_block, 100, **quiet_windows).failed_loops
+            == simulation.simulate(REINTRODUCED_2012, 100, **quiet_windows).failed_loops)
 
 
 # ---- cross-checks --------------------------------------------------------------------------
 
 def test_check_idle_placement_names_the_misplaced_chunk():
     good = [BASE_PA + slot * MIB for slot in range(56)]
-    assert reference.check_idle_placement(good, BASE_PA, 56 * MIB, MIB).ok is True
+    assert checks.check_idle_placement(good, BASE_PA, 56 * MIB, MIB).ok is True
     bad = list(good)
     bad[3], bad[4] = bad[4], None
-    result = reference.check_idle_placement(bad, BASE_PA, 56 * MIB, MIB)
+    result = checks.check_idle_placement(bad, BASE_PA, 56 * MIB, MIB)
     assert result.ok is False
     assert "chunk 3" in result.detail and "chunk 4: measured NULL" in result.detail
     assert result.as_dict()["status"] == "fail"
 
 
 def test_check_accounting():
-    assert reference.check_accounting(3, 768, 256, 3).ok is True
-    assert reference.check_accounting(3, 512, 256, None).ok is False
-    assert reference.check_accounting(3, None, 256, 4).ok is False
-    skipped = reference.check_accounting(3, None, 256, None)
+    assert checks.check_accounting(3, 768, 256, 3).ok is True
+    assert checks.check_accounting(3, 512, 256, None).ok is False
+    assert checks.check_accounting(3, None, 256, 4).ok is False
+    skipped = checks.check_accounting(3, None, 256, None)
     assert skipped.ok is None and skipped.as_dict()["status"] == "skipped"
 
 
 def test_check_variant_rule_flags_lru_failures_that_cannot_happen():
-    finding = reference.check_variant_rule(STOCK, 2)
+    finding = checks.check_variant_rule(STOCK, 2)
     assert finding.ok is False and "finding" in finding.detail
-    assert reference.check_variant_rule(STOCK, 0).ok is True
-    assert reference.check_variant_rule(REINTRODUCED_2012, 40).ok is True
-    assert "race" in reference.check_variant_rule(ALL_VARIANTS["remove-1"], 1).detail
+    assert checks.check_variant_rule(STOCK, 0).ok is True
+    assert checks.check_variant_rule(REINTRODUCED_2012, 40).ok is True
+    assert "race" in checks.check_variant_rule(ALL_VARIANTS["remove-1"], 1).detail
 
 
 def _slot(n, offset=0):
@@ -511,14 +509,14 @@ AREA_KWARGS = {"base_pfn": BASE_PA >> 12, "area_pages": AREA_PAGES, "chunk_pages
 
 
 def _idle_calls(slots):
-    return [reference.MeasuredCall(chunk, True, _slot(slot), None) for chunk, slot in enumerate(slots)]
+    return [replay.MeasuredCall(chunk, True, _slot(slot), None) for chunk, slot in enumerate(slots)]
 
 
 def test_check_placement_idle_and_inferred_busy_ranges():
     idle = _idle_calls(range(56))
     # Chunk 10 found slot 10 busy and took 11; the page left, so chunk 55 took slot 10.
     shifted = _idle_calls([*range(10), *range(11, 56), 10])
-    result = reference.check_placement({0: idle, 1: shifted}, **AREA_KWARGS)
+    result = checks.check_placement({0: idle, 1: shifted}, **AREA_KWARGS)
     assert result.ok is True
     assert result.data["idle_loops"] == 1 and result.data["busy_loops_inferred"] == [1]
     assert "inferred from the placement" in result.detail
@@ -530,7 +528,7 @@ def test_check_placement_refuses_a_placement_first_fit_cannot_reach():
     odd[1] = odd[1]._replace(pfn=_slot(1, 64))
     # Chunk 3 where chunk 2 already sits.
     taken = _idle_calls([0, 1, 2, 2])
-    result = reference.check_placement({5: odd, 6: taken}, **AREA_KWARGS)
+    result = checks.check_placement({5: odd, 6: taken}, **AREA_KWARGS)
     assert result.ok is False
     assert result.data["mismatches"] == [
         "loop 5 chunk 1: measured 0x48140000, not a free aligned range the search can reach "
@@ -544,11 +542,11 @@ def test_check_placement_replays_traced_busy_ranges_exactly():
     # the area); chunk 55 found slot 10 free again.
     calls = [c._replace(busy=(_slot(10, 7),) if 10 <= c.chunk < 55 else ())
              for c in _idle_calls([*range(10), *range(11, 56), 10])]
-    assert reference.check_placement({0: calls}, **AREA_KWARGS).data["busy_loops_traced"] == [0]
+    assert checks.check_placement({0: calls}, **AREA_KWARGS).data["busy_loops_traced"] == [0]
     # The trace says chunk 10 met a busy page in slot 12: the model would have taken slot 10.
     wrong = list(calls)
     wrong[10] = wrong[10]._replace(busy=(_slot(12),))
-    result = reference.check_placement({0: wrong}, **AREA_KWARGS)
+    result = checks.check_placement({0: wrong}, **AREA_KWARGS)
     assert result.ok is False
     assert "chunk 10: the trace saw busy pages at 0x48c00000, the model met busy ranges at none" in result.detail
 
@@ -556,32 +554,32 @@ def test_check_placement_replays_traced_busy_ranges_exactly():
 def test_attributed_replay_holds_pages_until_their_last_sighting():
     # A page in slot 10 that chunk 55's first try and plain retry found busy, and nothing after:
     # the flush-and-retry gets slot 10 (L), and every earlier chunk stepped over it.
-    outcome, pfns = reference.replay_attributed_loop(56, {_slot(10, 3): (55, 1)}, **AREA_KWARGS)
+    outcome, pfns = replay.replay_attributed_loop(56, {_slot(10, 3): (55, 1)}, **AREA_KWARGS)
     assert outcome == "." * 55 + "L"
     assert pfns[10] == _slot(11) and pfns[55] == _slot(10)
     # Seen by the first try only: transient, the plain retry gets it (T).
-    assert reference.replay_attributed_loop(56, {_slot(10, 3): (55, 0)}, **AREA_KWARGS)[0] == "." * 55 + "T"
+    assert replay.replay_attributed_loop(56, {_slot(10, 3): (55, 0)}, **AREA_KWARGS)[0] == "." * 55 + "T"
     # Seen by all three calls: persistent (P), no address.
-    outcome, pfns = reference.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, **AREA_KWARGS)
+    outcome, pfns = replay.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, **AREA_KWARGS)
     assert outcome[-1] == "P" and pfns[-1] is None
-    assert reference.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, attribution=False,
+    assert replay.replay_attributed_loop(56, {_slot(10, 3): (55, 2)}, attribution=False,
                                         **AREA_KWARGS)[0] == "." * 55 + "F"
 
 
 def test_check_busy_pages_compares_failed_chunks_one_by_one():
-    lru = reference.FailedLoop("." * 55 + "L", {_slot(10, 3): (55, 1)})
+    lru = replay.FailedLoop("." * 55 + "L", {_slot(10, 3): (55, 1)})
     # Chunk 54 failed (T) on pages in slots 52 and 53, seen again by its retry in slot 52 only;
     # chunk 55 succeeded: the pages were gone. Held for the whole loop, 55 would fail too.
-    transient = reference.FailedLoop("." * 54 + "T.", {_slot(52): (54, 1), _slot(53, 9): (54, 0)})
-    result = reference.check_busy_pages({4: lru, 12: transient}, **AREA_KWARGS)
+    transient = replay.FailedLoop("." * 54 + "T.", {_slot(52): (54, 1), _slot(53, 9): (54, 0)})
+    result = checks.check_busy_pages({4: lru, 12: transient}, **AREA_KWARGS)
     assert result.ok is True and result.data["agreement"] == 1.0
     assert result.data["causes_agreeing"] == 2 and result.data["failed_chunks"] == 2
     assert result.data["whole_loop_agreement"] == 2 / 3
     # A busy page in slot 10 cannot fail chunk 20 (the record says it did): chunk 20 takes
     # slot 21, and the page is gone before chunk 55 comes back to slot 10. A disagreement.
-    wrong = reference.FailedLoop("." * 20 + "P" + "." * 35, {_slot(10, 3): (20, 2)})
-    result = reference.check_busy_pages({4: lru, 9: wrong}, **AREA_KWARGS)
+    wrong = replay.FailedLoop("." * 20 + "P" + "." * 35, {_slot(10, 3): (20, 2)})
+    result = checks.check_busy_pages({4: lru, 9: wrong}, **AREA_KWARGS)
     assert result.ok is False and result.data["agreement"] == 1 / 2
     assert result.data["loops"][9]["agree"] is False
     assert "9 (measured chunks 20P, model no failed chunk)" in result.detail
-    assert reference.check_busy_pages({}, **AREA_KWARGS).ok is None
+    assert checks.check_busy_pages({}, **AREA_KWARGS).ok is None

@@ -1,0 +1,28 @@
+"""The file names of a run folder and of a campaign folder: spelled here and nowhere else."""
+
+# A run folder (one boot of one kernel).
+SCENARIO = "scenario.yaml"          # the scenario as the run used it (defaults filled in)
+SUMMARY = "summary.json"            # the run's end state and totals (written last, also after a crash)
+LOOPS = "loops.jsonl"               # one record per loop, appended as the console delivers it
+CONSOLE = "console.log"             # the board's kernel console, raw, as it arrived
+QEMU_CMDLINE = "qemu-cmdline.txt"   # the QEMU command line of a QEMU board
+TRACE = "trace.txt"                 # the ftrace text of the CMA failure path
+TRACE_STREAM = "trace.stream"       # the trace while it streams out of the guest (renamed to TRACE at the end)
+TRACE_STATS = "trace-stats.txt"     # the ring buffer's own overrun/dropped counters
+BUSY_TRACES = "busy-traces.jsonl"   # each failed chunk joined to its busy pages and call chains
+KERNEL_CONFIG = "kernel.config"     # the .config of the kernel that ran
+MODULE_SOURCE = "cma_harness.c"     # the rendered test module source
+HANG_STATE = "hang-state.txt"       # what every task was doing when a hang was declared
+IMAGES = "images"                   # sub-folder: initramfs, disk image, DTB of this boot
+
+# A campaign folder (an A/B campaign: its runs under RUNS).
+CAMPAIGN = "campaign.json"          # the plan and scenario this folder measures (a resume must match)
+DECISIONS = "decisions.jsonl"       # one line per look: counts, p-values, verdict
+RUNS = "runs"                       # sub-folder: one run folder per boot, NNN-<arm key>
+
+# What the presenters write into either kind of folder.
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+PLOT_PNG = "failures.png"
+JUNIT_XML = "junit.xml"
+OWN_OUTPUTS = frozenset({REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML})

@@ -1,0 +1,116 @@
+"""A run folder: where each of its files is, and typed readers and writers for them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping
+
+from harness.core.errors import InputError
+from harness.store import names
+from harness.store.jsonl import JsonlWriter, read_jsonl
+
+
+def read_lines(path: Path) -> list[str]:
+    """A captured text file as lines; bytes that are not UTF-8 (console damage) become U+FFFD."""
+    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    path: Path
+
+    # -- where things are ------------------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    scenario_path = property(lambda self: self.path / names.SCENARIO)
+    summary_path = property(lambda self: self.path / names.SUMMARY)
+    loops_path = property(lambda self: self.path / names.LOOPS)
+    console_path = property(lambda self: self.path / names.CONSOLE)
+    trace_path = property(lambda self: self.path / names.TRACE)
+    trace_stream_path = property(lambda self: self.path / names.TRACE_STREAM)
+    trace_stats_path = property(lambda self: self.path / names.TRACE_STATS)
+    busy_traces_path = property(lambda self: self.path / names.BUSY_TRACES)
+    kernel_config_path = property(lambda self: self.path / names.KERNEL_CONFIG)
+    module_source_path = property(lambda self: self.path / names.MODULE_SOURCE)
+    qemu_cmdline_path = property(lambda self: self.path / names.QEMU_CMDLINE)
+    hang_state_path = property(lambda self: self.path / names.HANG_STATE)
+    images_path = property(lambda self: self.path / names.IMAGES)
+
+    @staticmethod
+    def holds_run(path: Path) -> bool:
+        """Whether `path` is a run folder (it has loop records, even if the run was cut short)."""
+        return (path / names.LOOPS).is_file()
+
+    # -- readers ---------------------------------------------------------------------------
+    def summary(self) -> dict | None:
+        """summary.json, or None when the run never wrote one (killed, or never started)."""
+        if not self.summary_path.is_file():
+            return None
+        try:
+            return json.loads(self.summary_path.read_text())
+        except json.JSONDecodeError as e:
+            raise InputError(f"{self.summary_path} is not valid JSON ({e}); re-run, or delete the folder") from None
+
+    def records(self) -> list[dict]:
+        """Every loop record, in the order the console delivered them (none if there is no loops.jsonl)."""
+        return list(read_jsonl(self.loops_path)) if self.loops_path.is_file() else []
+
+    def iter_records(self) -> Iterator[dict]:
+        return read_jsonl(self.loops_path)
+
+    def console_lines(self) -> list[str]:
+        return read_lines(self.console_path) if self.console_path.is_file() else []
+
+    def trace_lines(self) -> list[str] | None:
+        """The trace's lines, or None when the run has no trace."""
+        return read_lines(self.trace_path) if self.trace_path.is_file() else None
+
+    def trace_stats_text(self) -> str:
+        return self.trace_stats_path.read_text() if self.trace_stats_path.is_file() else ""
+
+    def busy_traces(self) -> list[dict]:
+        return list(read_jsonl(self.busy_traces_path)) if self.busy_traces_path.is_file() else []
+
+    def kernel_config_text(self) -> str | None:
+        return self.kernel_config_path.read_text() if self.kernel_config_path.is_file() else None
+
+    def variant(self, summary: Mapping | None = None) -> str:
+        """The variant name the run was started with (summary.json, else its loop records)."""
+        summary = self.summary() if summary is None else summary
+        if summary and summary.get("variant"):
+            return summary["variant"]
+        first = next(read_jsonl(self.loops_path), {}) if self.loops_path.is_file() else {}
+        return first.get("variant", "kernel")
+
+    def saved_state(self) -> str:
+        """The run's end state as summary.json says, or "interrupted" (also when it could not be written)."""
+        try:
+            summary = self.summary()
+        except InputError:
+            return "interrupted"
+        if summary is None or (summary.get("error") or "").startswith("interrupted"):
+            return "interrupted"
+        return summary["state"]
+
+    # -- writers ---------------------------------------------------------------------------
+    def create(self) -> "RunFolder":
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def write_summary(self, summary: Mapping) -> None:
+        self.summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+
+    def loop_writer(self) -> JsonlWriter:
+        return JsonlWriter(self.loops_path)
+
+    def write_busy_traces(self, rows: Iterable[Mapping]) -> None:
+        with JsonlWriter(self.busy_traces_path) as out:
+            for row in rows:
+                out.write(row)
