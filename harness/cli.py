@@ -21,6 +21,7 @@ from harness.spec.variants import ALL_VARIANTS
 from harness.judging import stats
 from harness.build import toolchain
 from harness.core.errors import HarnessError, from_os_error
+from harness.store.campaign_folder import run_folders
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
 
@@ -156,16 +157,16 @@ def cmd_check(args) -> int:
     runs, wrong = [], []
     for folder in args.folders:
         try:
-            runs += crosscheck.run_folders(folder)
+            runs += run_folders(folder)
         except config.InputError as e:
             wrong.append(str(e))
     if wrong:
         raise config.InputError("; ".join(wrong))
     failed = False
     for run in runs:
-        results = [r.as_dict() for r in crosscheck.check_folder(run)]
+        results = [r.as_dict() for r in crosscheck.check_folder(run.path)]
         failed |= any(r["status"] == "fail" for r in results)
-        print(f"{run}:")
+        print(f"{run.path}:")
         print("\n".join("  " + line for line in crosscheck.describe(results)))
     return EXIT_FOUND if failed else EXIT_OK
 

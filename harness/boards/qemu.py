@@ -26,6 +26,7 @@ from harness.spec.qemu_hardware import QemuMachine
 from harness.boards.shell import CommandResult, Shell
 from harness.build.toolchain import require
 from harness.boards.base import Board, BoardState
+from harness.store.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class QemuBoard(Board):
         # Unix socket paths are limited to 107 bytes and run folders can be deep: a private temp dir.
         self._sockdir = tempfile.TemporaryDirectory(prefix="cma-harness-")
         self._socket_path = Path(self._sockdir.name) / "cmd.sock"
-        self.trace_stream = (TRACE_PORT, cfg.folder / "trace.stream")
+        self.trace_stream = (TRACE_PORT, RunFolder(cfg.folder).trace_stream_path)
 
     # -- bring-up ---------------------------------------------------------------------------------
 
@@ -94,8 +95,8 @@ class QemuBoard(Board):
         qemu = require("qemu")["qemu"]
         argv = qemu_argv(self.cfg, qemu, self._socket_path, self.trace_stream[1])
         self.cfg.folder.mkdir(parents=True, exist_ok=True)
-        (self.cfg.folder / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
-        self._log = open(self.cfg.folder / "console.log", "ab", buffering=0)
+        RunFolder(self.cfg.folder).qemu_cmdline_path.write_text(shlex.join(argv) + "\n")
+        self._log = open(RunFolder(self.cfg.folder).console_path, "ab", buffering=0)
         self.state = BoardState.BOOTING
         try:
             # QEMU gets a pty in a session of its own: a Ctrl-C meant for the harness never reaches it,
@@ -120,7 +121,7 @@ class QemuBoard(Board):
     def _check_alive(self, when: str) -> None:
         if not self._qemu.isalive():
             self._console.join(2)
-            raise InfraError(f"QEMU stopped {when}; console: {self.cfg.folder / 'console.log'}; last lines:\n"
+            raise InfraError(f"QEMU stopped {when}; console: {RunFolder(self.cfg.folder).console_path}; last lines:\n"
                              + "\n".join("  | " + l for l in self._console.tail()))
 
     def _connect_command_channel(self, deadline: Deadline) -> None:
@@ -146,7 +147,7 @@ class QemuBoard(Board):
             except InfraError:
                 continue
         raise InfraError(f"the guest shell did not come up within {deadline.seconds:.0f} s; "
-                         f"console: {self.cfg.folder / 'console.log'}")
+                         f"console: {RunFolder(self.cfg.folder).console_path}")
 
     # -- console and commands ---------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.boards.base import Board
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
+from harness.store.run_folder import RunFolder
 
 TRACEFS = "/sys/kernel/tracing"
 GROUP = "cmah"                      # kprobe event group: events/cmah/<name>
@@ -155,12 +156,12 @@ def start(board: Board, buffer_kib: int, page_dumps: bool, deadline: Deadline) -
     board.run_script(setup_script(buffer_kib, page_dumps, _sink(board)), deadline).check()
 
 
-def collect(board: Board, folder: Path, deadline: Deadline) -> Path:
+def collect(board: Board, run: RunFolder, deadline: Deadline) -> Path:
     """Stop tracing and put the trace in folder/trace.txt byte for byte; the ring's own
     overrun/dropped counters go to folder/trace-stats.txt."""
     stats = board.run_script(stop_script(_sink(board)), deadline).check().output
-    (folder / "trace-stats.txt").write_text(stats)
-    out = folder / "trace.txt"
+    run.trace_stats_path.write_text(stats)
+    out = run.trace_path
     if board.trace_stream is not None:
         stream = board.trace_stream[1]
         out.write_bytes(wait_for_stream_end(stream, deadline))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import re
 from dataclasses import dataclass
@@ -14,15 +13,13 @@ from harness.parsers import busy
 from harness.spec import config
 from harness.judging import checks
 from harness.model import allocator
-from harness.spec.variants import variant_for_series
-from harness.parsers import kmsg
-from harness.parsers import ftrace
+from harness.spec.variants import series_name, variant_for_series
 from harness.parsers.busy import CHUNK_CALLS
 from harness.spec.config import KernelSpec, Scenario
 from harness.core.errors import InputError
 from harness.judging.checks import CheckResult
 from harness.model.replay import FailedLoop, MeasuredCall
-from harness.store.jsonl import read_jsonl
+from harness.store.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -39,109 +36,53 @@ class RunData:
     cma_alignment: int                               # the run kernel's CONFIG_CMA_ALIGNMENT
 
 
-def crosscheck(scn: Scenario, variant_spec: KernelSpec, folder: Path, summary: Mapping) -> list[CheckResult]:
-    """Every cross-check of one run folder, in a fixed order; reads the folder, changes nothing."""
-    return run_checks(scn, variant_spec, read_run(folder, summary))
+def crosscheck(scn: Scenario, spec: KernelSpec, run: RunFolder, summary: Mapping,
+               analysis: busy.Analysis | None = None) -> list[CheckResult]:
+    """Every cross-check of one run folder, in a fixed order; reads the folder, changes nothing.
+    `analysis` is the run's own busy.analyse() result, when it has one, so the trace is parsed once."""
+    return run_checks(scn, spec, read_run(run, summary, analysis))
 
 
-def crosscheck_quietly(scn: Scenario, variant_spec: KernelSpec, folder: Path, summary: Mapping) -> list[dict]:
+def crosscheck_quietly(scn: Scenario, spec: KernelSpec, run: RunFolder, summary: Mapping,
+                       analysis: busy.Analysis | None = None) -> list[dict]:
     """crosscheck() at the end of a run, as summary.json entries. A failed check is a report, never an error;
     should the checks themselves crash, the run's measurements stand and one entry says why."""
     try:
-        return [r.as_dict() for r in crosscheck(scn, variant_spec, folder, summary)]
+        return [r.as_dict() for r in crosscheck(scn, spec, run, summary, analysis)]
     except Exception as e:  # noqa: BLE001 - the loops are measured; a checker bug must not cost the run
-        log.exception("cross-checks of %s failed", folder)
+        log.exception("cross-checks of %s failed", run.path)
         return [CheckResult("crosscheck", None, f"the cross-checks could not run: {type(e).__name__}: {e}").as_dict()]
 
 
-def check_folder(folder: Path) -> list[CheckResult]:
+def check_folder(path: Path) -> list[CheckResult]:
     """crosscheck() of a saved run folder, with the scenario and variant it recorded (no guest needed)."""
-    if not (folder / "loops.jsonl").is_file():
-        raise InputError(f"{folder}: no loops.jsonl; pass a run folder (or a campaign folder holding runs/)")
-    if not (folder / "scenario.yaml").is_file():
-        raise InputError(f"{folder}: no scenario.yaml; the cross-checks need the run's scenario")
-    scn = config.load(folder / "scenario.yaml")
-    summary_path = folder / "summary.json"
-    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    return crosscheck(scn, variant_spec(scn, run_variant(folder, summary)), folder, summary)
+    run = RunFolder(path)
+    if not RunFolder.holds_run(path):
+        raise InputError(f"{path}: no {run.loops_path.name}; pass a run folder (or a campaign folder holding runs/)")
+    if not run.scenario_path.is_file():
+        raise InputError(f"{path}: no {run.scenario_path.name}; the cross-checks need the run's scenario")
+    scn = config.load(run.scenario_path)
+    summary = run.summary() or {}
+    return crosscheck(scn, scn.kernel_of(run.variant(summary)), run, summary)
 
 
-def run_folders(folder: Path) -> list[Path]:
-    """A run folder itself, or every run of a campaign folder (runs/NNN-variant)."""
-    if (folder / "loops.jsonl").is_file():
-        return [folder]
-    runs = sorted(p for p in (folder / "runs").glob("*") if (p / "loops.jsonl").is_file())
-    if not runs:
-        raise InputError(f"{folder}: neither a run folder (loops.jsonl) nor a campaign folder (runs/*/loops.jsonl)")
-    return runs
-
-
-def run_variant(folder: Path, summary: Mapping) -> str:
-    """The variant name a run was started with (summary.json, else its loop records)."""
-    if summary.get("variant"):
-        return summary["variant"]
-    first = next(read_jsonl(folder / "loops.jsonl"), {})
-    return first.get("variant", "kernel")
-
-
-def variant_spec(scn: Scenario, variant: str) -> KernelSpec:
-    """The kernel a variant name stands for; `cma-harness run` without --variant names the scenario's kernel."""
-    return scn.variants.get(variant, scn.kernel)
-
-
-def series_of(spec: KernelSpec) -> str:
-    """The patch series a kernel was built with, by directory name ("stock" when unpatched)."""
-    if spec.patches is None:
-        return "stock"
-    path = Path(spec.patches)
-    return path.parent.name if path.name == "series" else path.name
-
-
-# --------------------------------------------------------------------------------------------
-# Reading a run folder
-# --------------------------------------------------------------------------------------------
-
-def read_run(folder: Path, summary: Mapping) -> RunData:
-    records = list(read_jsonl(folder / "loops.jsonl"))
-    area = summary.get("area") or _area_from_console(folder / "console.log")
+def read_run(run: RunFolder, summary: Mapping, analysis: busy.Analysis | None = None) -> RunData:
+    records = run.records()
+    area = summary.get("area") or run.area()
     calls = failed_finish = None
-    trace_path = folder / "trace.txt"
-    if area and trace_path.is_file():
-        items = ftrace.parse_trace(_lines(trace_path))
-        calls = calls_by_loop(records, busy.cma_calls(items, area["name"]))
-        failed_finish = busy.failed_finish_events(items, area["name"])
-    return RunData(summary, records, area, calls, list(read_jsonl(folder / "busy-traces.jsonl")), failed_finish,
-                   _cma_alignment(folder / "kernel.config"))
+    if area and analysis is None and (trace := run.trace_lines()) is not None:
+        analysis = busy.analyse(run.console_lines(), trace, area["name"])
+    if area and analysis is not None:
+        calls = busy.calls_by_loop([busy.timed(r) for r in records], analysis.calls)[0]
+        failed_finish = analysis.failed_finish_events
+    return RunData(summary, records, area, calls, run.busy_traces(), failed_finish,
+                   _cma_alignment(run.kernel_config_text()))
 
 
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
-
-
-def _area_from_console(path: Path) -> dict | None:
-    if not path.is_file():
-        return None
-    found = [e for e in kmsg.parse_lines(_lines(path)) if isinstance(e, kmsg.AreaInfo)]
-    return {"name": found[-1].name, "base": found[-1].base, "size": found[-1].size} if found else None
-
-
-def _cma_alignment(path: Path) -> int:
-    if path.is_file() and (m := re.search(r"^CONFIG_CMA_ALIGNMENT=(\d+)$", path.read_text(), re.M)):
+def _cma_alignment(config_text: str | None) -> int:
+    if config_text and (m := re.search(r"^CONFIG_CMA_ALIGNMENT=(\d+)$", config_text, re.M)):
         return int(m.group(1))
     return allocator.CMA_ALIGNMENT
-
-
-def calls_by_loop(records: Sequence[Mapping], calls: Sequence[busy.CmaCall]) -> dict[int, list[busy.CmaCall]]:
-    """Each loop's cma_alloc() calls, by busy.join's rule (those that finished after the previous record and
-    before this one); a loop whose calls do not match its record's outcome is left out."""
-    out: dict[int, list[busy.CmaCall]] = {}
-    previous = float("-inf")
-    for rec in sorted((r for r in records if r.get("time") is not None), key=lambda r: r["time"]):
-        mine = [c for c in calls if previous < c.finish <= rec["time"]]
-        previous = rec["time"]
-        if [c.ok for c in mine] == [ok for cause in rec["outcome"] for ok in CHUNK_CALLS.get(cause, (None,))]:
-            out[rec["loop"]] = mine
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -201,7 +142,7 @@ def accounting(data: RunData, chunk_pages: int) -> CheckResult:
 
 def variant_rule(spec: KernelSpec, records: Sequence[Mapping], attribution: bool) -> CheckResult:
     """Check 3: an LRU-caused failure ('L') on a variant whose defences rule them out is a finding."""
-    series = series_of(spec)
+    series = series_name(spec.patches)
     if spec.source != "debian":
         return CheckResult("variant_rule", None, f"kernel source {spec.source!r} is not Debian's 6.1: the model "
                            f"knows only the eight 6.1 variants", {"series": series})

@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from harness.spec import config
-from harness.judging import crosscheck
 from harness.model import simulation
-from harness.spec.variants import ALL_VARIANTS, Defences
+from harness.spec.variants import ALL_VARIANTS, Defences, series_name
 from harness.judging import stats
 from harness.core.errors import InputError
-from harness.store.jsonl import read_jsonl
+from harness.store import counts
+from harness.store.campaign_folder import run_folders
+from harness.store.run_folder import RunFolder
 
 KNOBS = simulation.workload_defaults()
 
@@ -45,22 +46,22 @@ def measured(folders: Sequence[Path]) -> dict[str, Measured]:
     """Measured loops per patch series, from run folders and campaign folders (their runs/*)."""
     out: dict[str, Measured] = {}
     for folder in folders:
-        for run in crosscheck.run_folders(folder):
-            records = list(read_jsonl(run / "loops.jsonl"))
-            m = out.setdefault(_series_of_run(run, records), Measured())
-            m.runs.append(str(run))
+        for run in run_folders(folder):
+            records = run.records()
+            m = out.setdefault(_series_of_run(run), Measured())
+            m.runs.append(str(run.path))
             m.loops += len(records)
-            m.failed_loops += sum(r["failed"] > 0 for r in records)
-            m.lru_loops += sum("L" in r["outcome"] for r in records)
-            m.attribution_off_loops += sum("F" in r["outcome"] for r in records)
+            m.failed_loops += counts.loop_counts(records, "failed")[0]
+            m.lru_loops += counts.loop_counts(records, "lru")[0]
+            m.attribution_off_loops += counts.attribution_off_loops(records)
     return out
 
 
-def _series_of_run(run: Path, records: list[dict]) -> str:
-    name = records[0].get("variant", "kernel") if records else "kernel"
-    if not (run / "scenario.yaml").is_file():
+def _series_of_run(run: RunFolder) -> str:
+    name = run.variant({})
+    if not run.scenario_path.is_file():
         return name
-    return crosscheck.series_of(crosscheck.variant_spec(config.load(run / "scenario.yaml"), name))
+    return series_name(config.load(run.scenario_path).kernel_of(name).patches)
 
 
 def _defences(d: Defences) -> str:

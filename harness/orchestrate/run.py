@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-import json
 import logging
 import shutil
 import time
@@ -27,6 +26,7 @@ from harness.judging import checks
 from harness.model import allocator
 from harness.build import module
 from harness.parsers import kmsg
+from harness.parsers.console_watch import AreaSeen, ConsoleWatcher, Ended, LoopSeen, Phase, ReportSeen
 from harness.parsers import ftrace
 from harness.guest import tracing
 from harness.boards.qemu import QemuBoard, QemuBoardConfig
@@ -35,6 +35,7 @@ from harness.core.deadline import Deadline
 from harness.core.errors import InfraError, InputError, from_os_error
 from harness.spec.qemu_hardware import QemuMachine
 from harness.store.jsonl import JsonlWriter
+from harness.store.run_folder import RunFolder
 from harness.build.toolchain import require
 
 log = logging.getLogger(__name__)
@@ -83,27 +84,27 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
     """Run the scenario's loop once on one kernel variant; write the run folder; return its summary.
 
     Infrastructure failures end the run in `infra`; bad input and interrupts are recorded, then raised."""
-    folder.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(folder).create()
     loops = scn.module.loops if loops is None else loops
     summary = RunSummary(RunState.INFRA, variant, loops, first_loop=first_loop)
     t0 = time.monotonic()
     try:
-        (folder / "scenario.yaml").write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
+        run.scenario_path.write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
         _check_space(folder, scn.workload.disk_mib + RUN_FOLDER_SLACK_MIB)
         require("qemu", "dtc", "mkfs.ext4")      # before minutes of building, not after
         kb = kernel.build(spec, progress=progress)
         mb = module.build(scn.module, kb, progress=progress)
         summary.kernel_key, summary.module_key = kb.key, mb.key
-        shutil.copyfile(kb.config, folder / "kernel.config")
-        shutil.copyfile(mb.source, folder / "cma_harness.c")
+        shutil.copyfile(kb.config, run.kernel_config_path)
+        shutil.copyfile(mb.source, run.module_source_path)
         summary.timings["build_s"] = round(time.monotonic() - t0, 1)
         machine = QemuMachine.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder / "images")
+        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, run.images_path)
         board = QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, folder))
-        with board, JsonlWriter(folder / "loops.jsonl") as out:
-            _guest_session(scn, board, out, summary, loops, first_loop, folder, progress)
-        _analyse(scn, folder, summary)
-        summary.crosschecks = crosscheck.crosscheck_quietly(scn, spec, folder, summary.as_dict())
+        with board, run.loop_writer() as out:
+            _guest_session(scn, board, out, summary, loops, first_loop, run, progress)
+        analysis = _analyse(scn, run, summary)
+        summary.crosschecks = crosscheck.crosscheck_quietly(scn, spec, run, summary.as_dict(), analysis)
     except (InfraError, OSError) as e:
         err = from_os_error(e, folder) if isinstance(e, OSError) else e
         summary.state, summary.error = RunState.INFRA, str(err)
@@ -119,9 +120,9 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
     finally:
         summary.timings["total_s"] = round(time.monotonic() - t0, 1)
         try:
-            (folder / "summary.json").write_text(json.dumps(summary.as_dict(), indent=2, sort_keys=True))
+            run.write_summary(summary.as_dict())
         except OSError as e:
-            progress(f"could not write {folder / 'summary.json'}: {from_os_error(e, folder)}")
+            progress(f"could not write {run.summary_path}: {from_os_error(e, folder)}")
     return summary
 
 
@@ -138,7 +139,7 @@ def _check_space(folder: Path, need_mib: int) -> None:
 
 
 def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary,
-                   loops: int, first_loop: int, folder: Path, progress) -> None:
+                   loops: int, first_loop: int, run: RunFolder, progress) -> None:
     t_boot = time.monotonic()
     progress(f"[{summary.variant}] booting")
     board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
@@ -160,46 +161,42 @@ def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: R
         after = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
         summary.counters_delta = snippets.counter_delta(before, after)
         if scn.trace.enabled:
-            _collect_trace(board, folder, summary, progress)
+            _collect_trace(board, run, summary, progress)
         if scn.workload.profile != "none":
             board.run_script(snippets.stop_workload(), Deadline(60))
         board.run(snippets.RMMOD, Deadline(60))
 
 
-def _collect_trace(board: QemuBoard, folder: Path, summary: RunSummary, progress) -> None:
+def _collect_trace(board: QemuBoard, run: RunFolder, summary: RunSummary, progress) -> None:
     """The loops are measured by now: a trace that does not come back costs the busy traces, not the run."""
     t0 = time.monotonic()
     try:
-        tracing.collect(board, folder, Deadline(600, "trace collection"))
+        tracing.collect(board, run, Deadline(600, "trace collection"))
     except InfraError as e:
         summary.trace_error = f"the trace did not come back from the guest: {e}"
         progress(f"[{summary.variant}] {summary.trace_error}")
     summary.timings["trace_collect_s"] = round(time.monotonic() - t0, 1)
 
 
-def _analyse(scn: Scenario, folder: Path, summary: RunSummary) -> None:
+def _analyse(scn: Scenario, run: RunFolder, summary: RunSummary) -> busy.Analysis | None:
     """After the guest is off: busy traces from the console and the trace (busy-traces.jsonl), and the
-    accounting identities. Only a run that finished its loops has the counters to compare."""
+    accounting identities. Only a run that finished its loops has the counters to compare. Returns the
+    analysis, so the cross-checks do not parse the trace again."""
     if summary.area is None or summary.counters_delta is None:
-        return
+        return None
     area = summary.area["name"]
-    failed_finish = None
-    if (folder / "trace.txt").exists():
-        a = busy.analyse(_lines(folder / "console.log"), _lines(folder / "trace.txt"), area)
-        with JsonlWriter(folder / "busy-traces.jsonl") as out:
-            for t in a.traces:
-                out.write(t.as_dict())
+    a = failed_finish = None
+    if (trace := run.trace_lines()) is not None:
+        a = busy.analyse(run.console_lines(), trace, area)
+        run.write_busy_traces(t.as_dict() for t in a.traces)
         summary.busy = a.summary(summary.failed_chunks)
-        ring = ftrace.ring_stats((folder / "trace-stats.txt").read_text())
+        ring = ftrace.ring_stats(run.trace_stats_text())
         summary.busy["ring_lost_events"] = ring.get("overrun", 0) + ring.get("dropped events", 0)
         failed_finish = a.failed_finish_events
     summary.accounting = checks.check_accounting(
         summary.calls_failed, summary.counters_delta.get(f"cma/{area}/alloc_pages_fail"),
         scn.module.chunk_kib * 1024 // allocator.PAGE_SIZE, failed_finish).as_dict()
-
-
-def _lines(path: Path) -> list[str]:
-    return path.read_text(encoding="utf-8", errors="replace").splitlines()
+    return a
 
 
 # A kernel report whose end marker has not come after this long is kept as it is (cut short).
@@ -208,59 +205,66 @@ REPORT_QUIET_S = 10
 PROGRESS_EVERY_S = 5
 
 
+def end_state(phase: Phase, failed_loops: int, kernel_reports: int) -> RunState:
+    """The run's end state from where the console watch ended. A hang is a hang whatever came before it;
+    any kernel report (a WARNING too: the kernel said it is broken) makes the run a crash; a console that
+    ended with no report is the infrastructure's failure, not the kernel's."""
+    if phase is Phase.HUNG:
+        return RunState.HANG
+    if kernel_reports:
+        return RunState.CRASH
+    if phase is Phase.DONE:
+        return RunState.REPRODUCED if failed_loops else RunState.PASS
+    return RunState.INFRA
+
+
 def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary, loops: int, progress) -> None:
-    """Read the console until the module is done, a fatal kernel report is whole, the guest stops, or
-    progress stops. A WARNING (or a BUG that did not oops) is kept whole and the loops go on: the run
-    still ends in `crash`, since the kernel said it is broken, but every loop it finishes is measured."""
-    reports = kmsg.ReportAssembler()
-    last_progress = last_line = last_print = time.monotonic()
+    """Drive the console watcher until the module is done, a fatal kernel report is whole, the guest
+    stops, or progress stops; every loop record goes to loops.jsonl as it arrives."""
+    t_load = time.monotonic()
+    watch = ConsoleWatcher(scn.board.hang_timeout_s, REPORT_QUIET_S, started=t_load)
     t_first = None
-    lineno = 0                  # the line's number in console.log: the queue holds every line since boot
+    last_print = t_load
+    seen: list = []
     for line in board.console_lines(tick=1.0):
         now = time.monotonic()
-        if line is not None:
-            last_line, lineno = now, lineno + 1
-            ev = kmsg.parse_line(line, lineno)
-            if isinstance(ev, kmsg.LoopRecord):
+        for ev in watch.feed(line, now):
+            if isinstance(ev, LoopSeen):
                 t_first = t_first or now
-                last_progress = now
-                _account(summary, ev)
-                out.write({"variant": summary.variant, **ev.as_dict()})
+                _account(summary, ev.record)
+                out.write({"variant": summary.variant, **ev.record.as_dict()})
                 if now - last_print >= PROGRESS_EVERY_S or summary.loops_done == loops:
                     last_print = now
                     progress(f"[{summary.variant}] {summary.loops_done}/{loops} loops, {summary.failed_loops} failed"
                              + _run_time_left(summary.loops_done, loops, now - t_first))
-            elif isinstance(ev, kmsg.AreaInfo):
-                summary.area = {"name": ev.name, "base": ev.base, "size": ev.size}
-            elif isinstance(ev, kmsg.ModuleDone):
-                summary.state = RunState.REPRODUCED if summary.failed_loops else RunState.PASS
-                summary.loops_unreadable = max(0, ev.loops - summary.loops_done)
-                if summary.loops_unreadable:
-                    progress(f"[{summary.variant}] {summary.loops_unreadable} loop records arrived damaged and "
-                             f"were dropped (console noise)")
-                break
-            if (rep := reports.feed(line, lineno)) is not None and _keep_report(summary, rep, progress):
-                break           # the thread that runs the loops is dead: nothing more will come
-        elif reports.open and now - last_line > REPORT_QUIET_S:
-            if _keep_report(summary, reports.flush(), progress):
-                break
-        if not reports.open and now - last_progress > scn.board.hang_timeout_s:
-            summary.state = RunState.HANG
-            summary.error = f"no loop record for {scn.board.hang_timeout_s} s (board.hang_timeout_s)"
-            progress(f"[{summary.variant}] hang: {summary.error}; saving the guest's state, then stopping it")
-            _save_hang_state(board, summary)
-            return
+            seen.append(ev)
+        if watch.phase.final:
+            break
     else:
-        # The console ended: QEMU exited, because a panic reset the guest (panic=-1, -no-reboot) or it died.
-        if (rep := reports.flush(guest_stopped=True)) is not None:
-            _keep_report(summary, rep, progress)
-        if not summary.kernel_reports:
-            summary.state = RunState.INFRA
-            summary.error = f"QEMU stopped before the module finished ({board.exit_description()})"
-    if summary.kernel_reports:
-        summary.state = RunState.CRASH
+        seen += watch.console_ended()
+    for ev in seen:
+        if isinstance(ev, AreaSeen):
+            summary.area = ev.area
+        elif isinstance(ev, ReportSeen):
+            _keep_report(summary, ev.report, progress)
+        elif isinstance(ev, Ended):
+            _ended(board, summary, ev, progress)
+    summary.state = end_state(watch.phase, summary.failed_loops, len(summary.kernel_reports))
+    if summary.state is RunState.INFRA and not summary.error:
+        summary.error = f"QEMU stopped before the module finished ({board.exit_description()})"
     if t_first is not None and summary.loops_done > 1:
         summary.timings["loops_per_min"] = round(60 * (summary.loops_done - 1) / max(1e-6, time.monotonic() - t_first), 1)
+
+
+def _ended(board: QemuBoard, summary: RunSummary, ev: Ended, progress) -> None:
+    if ev.records_dropped:
+        summary.loops_unreadable = ev.records_dropped
+        progress(f"[{summary.variant}] {ev.records_dropped} loop records arrived damaged and were dropped "
+                 f"(console noise)")
+    if ev.phase is Phase.HUNG:
+        summary.error = ev.reason
+        progress(f"[{summary.variant}] hang: {summary.error}; saving the guest's state, then stopping it")
+        _save_hang_state(board, summary)
 
 
 def _run_time_left(done: int, loops: int, seconds_since_first: float) -> str:
@@ -269,14 +273,13 @@ def _run_time_left(done: int, loops: int, seconds_since_first: float) -> str:
     return f", about {(loops - done) * seconds_since_first / (done - 1):.0f} s left"
 
 
-def _keep_report(summary: RunSummary, rep: kmsg.KernelReport, progress) -> bool:
-    """Store a whole kernel report in the summary; True when it was fatal to the loop thread."""
+def _keep_report(summary: RunSummary, rep: kmsg.KernelReport, progress) -> None:
+    """Store a whole kernel report in the summary; the first fatal one is the run's error."""
     summary.kernel_reports.append({"report": rep.report, "title": rep.title, "complete": rep.complete,
                                    "fatal": rep.fatal, "line": rep.line, "text": rep.text})
     progress(f"[{summary.variant}] kernel {rep.report}: {rep.title.strip()}")
     if rep.fatal and not summary.error:
         summary.error = f"kernel {rep.report}: {rep.title.strip()}"
-    return rep.fatal
 
 
 def _account(summary: RunSummary, rec: kmsg.LoopRecord) -> None:
@@ -311,7 +314,7 @@ def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
     except InfraError as e:
         parts.append(f"the command channel did not answer either: {e}")
     parts.append("console meanwhile:\n" + "\n".join(_drain(board, 3)))
-    path = board.cfg.folder / "hang-state.txt"
+    path = RunFolder(board.cfg.folder).hang_state_path
     path.write_text("\n\n".join(parts) + "\n")
     summary.error += f"; guest state saved in {path.name}"
     free_mib = shutil.disk_usage(board.cfg.folder).free >> 20

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 from harness.parsers.dump_page import PageDump, parse_page_dumps
 from harness.parsers.kmsg import LoopRecord, parse_lines
@@ -153,12 +153,32 @@ def innermost(refusals: Sequence[Refusal]) -> list[Refusal]:
     return [r for r in refusals if r.function not in passed_on]
 
 
-def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],
-         dumps: Sequence[PageDump] = ()) -> tuple[list[BusyTrace], dict[int, str]]:
-    """One BusyTrace per failed chunk of every loop whose calls the trace saw exactly as its record
-    says, and {loop: why not} for the others. A loop's calls are those that finished after the
-    previous record was printed and before its own (printk and trace share the local clock)."""
-    traces, unjoined = [], {}
+class Timed(Protocol):
+    """What the join needs of a loop record (a parsed LoopRecord, or a loops.jsonl row wrapped by `timed`)."""
+    loop: int
+    time: float | None
+    outcome: str
+
+
+@dataclass(frozen=True)
+class TimedRecord:
+    loop: int
+    time: float | None
+    outcome: str
+
+
+def timed(row: Mapping) -> TimedRecord:
+    """A loops.jsonl row as the join needs it."""
+    return TimedRecord(row["loop"], row.get("time"), row["outcome"])
+
+
+def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[dict[int, list[CmaCall]], dict[int, str]]:
+    """Each loop's cma_alloc() calls, and {loop: why not} for the loops whose calls cannot be known.
+
+    The one rule: a loop's calls are those that finished after the previous record was printed and
+    before its own (printk and trace share the local clock), and they must be exactly the calls its
+    record implies (CHUNK_CALLS per chunk), else the loop is left out."""
+    joined, unjoined = {}, {}
     previous = float("-inf")
     for rec in sorted(records, key=lambda r: (r.time is None, r.time)):
         if rec.time is None:
@@ -166,13 +186,24 @@ def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],
             continue
         mine = [c for c in calls if previous < c.finish <= rec.time]
         previous = rec.time
-        expected = [ok for c in rec.outcome for ok in CHUNK_CALLS[c]]
+        expected = [ok for c in rec.outcome for ok in CHUNK_CALLS.get(c, (None,))]
         seen = [c.ok for c in mine]
         if seen != expected:
             unjoined[rec.loop] = (f"trace has {len(seen)} calls ({seen.count(False)} failed), the record "
                                   f"implies {len(expected)} ({expected.count(False)} failed)")
             continue
-        it = iter(mine)
+        joined[rec.loop] = mine
+    return joined, unjoined
+
+
+def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],
+         dumps: Sequence[PageDump] = ()) -> tuple[list[BusyTrace], dict[int, str]]:
+    """One BusyTrace per failed chunk of every loop whose calls the trace saw exactly as its record
+    says (calls_by_loop), and {loop: why not} for the others."""
+    joined, unjoined = calls_by_loop(records, calls)
+    traces = []
+    for rec in sorted((r for r in records if r.loop in joined), key=lambda r: r.time):
+        it = iter(joined[rec.loop])
         for chunk, cause in enumerate(rec.outcome):
             chunk_calls = [next(it) for _ in CHUNK_CALLS[cause]]
             if cause != ".":
@@ -219,6 +250,7 @@ class Analysis:
     """A run's busy traces, the loops that have none, and the trace's own figures."""
     traces: list[BusyTrace]
     unjoined: dict[int, str]         # loop -> why its chunks have no busy trace
+    calls: list[CmaCall]             # every cma_alloc() call on the area, in trace order
     failed_finish_events: int
     lost_marks: int                  # `[LOST n EVENTS]` marks in the trace: its counts are then lower bounds
 
@@ -236,9 +268,10 @@ def analyse(console: Sequence[str], trace_lines: Sequence[str], area: str) -> An
     """A run's console (loop records, page dumps) and trace, joined into busy traces."""
     records = [ev for ev in parse_lines(console) if isinstance(ev, LoopRecord)]
     items = parse_trace(trace_lines)
-    traces, unjoined = join(records, cma_calls(items, area), list(parse_page_dumps(console)))
+    calls = cma_calls(items, area)
+    traces, unjoined = join(records, calls, list(parse_page_dumps(console)))
     lost = sum(1 for ev in items if isinstance(ev, LostEvents))
-    return Analysis(traces, unjoined, failed_finish_events(items, area), lost)
+    return Analysis(traces, unjoined, calls, failed_finish_events(items, area), lost)
 
 
 def describe(summary: dict, frames: int = 8) -> list[str]:

@@ -60,6 +60,10 @@ class AreaInfo(Event):
     base: int = 0
     size: int = 0
 
+    def summary_dict(self) -> dict:
+        """The area as a run summary keeps it."""
+        return {"name": self.name, "base": self.base, "size": self.size}
+
 
 @dataclass(frozen=True)
 class CmaPoolCreated(Event):

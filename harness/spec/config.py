@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from harness.core.errors import InputError
+from harness.spec.variants import EMBEDDED, series_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "images" / "scenarios" / "seed-2012.yaml"
@@ -108,6 +109,11 @@ class Scenario:
     # Named kernel variants for `ab`; each overrides fields of `kernel`.
     variants: dict[str, KernelSpec] = field(default_factory=dict)
 
+    def kernel_of(self, variant: str) -> KernelSpec:
+        """The kernel a run's variant name stands for; `cma-harness run` without --variant names the
+        scenario's own kernel."""
+        return self.variants.get(variant, self.kernel)
+
     def variant(self, name: str) -> KernelSpec:
         if name in self.variants:
             return self.variants[name]
@@ -160,6 +166,18 @@ def check(scn: Scenario, source: str) -> Scenario:
     if m.fault != "none" and m.fault_loop >= m.loops:
         raise InputError(f"{source}: `module.fault_loop` = {m.fault_loop} is never reached with `module.loops` = "
                          f"{m.loops}; allowed: 0 to {m.loops - 1}")
+    embedded = ("debian", "debian-6.12")  # Debian's linux-source-6.1 and -6.12 (build/toolchain.py DEBIAN_SOURCES)
+    for key, k in [("kernel", scn.kernel), *((f"variants.{n}", v) for n, v in scn.variants.items())]:
+        if k.source.startswith("debian") and "/" not in k.source and k.source not in embedded:
+            raise InputError(f"{source}: `{key}.source` = {k.source!r} is not an embedded kernel source; allowed: "
+                             f"{', '.join(embedded)}, or a path to a kernel directory or .tar.* file")
+    for name, spec in scn.variants.items():
+        # An embedded variant's name means its kernel (spec/variants.py): the model judges runs by it.
+        if (known := EMBEDDED.get(name)) and series_name(spec.patches) != (known.series or "stock"):
+            raise InputError(f"{source}: variant {name!r} names patch series {series_name(spec.patches)!r}, but "
+                             f"{name!r} is an embedded variant whose series is {known.series or '(none: unpatched)'}; "
+                             f"use `patches: {known.series}`" if known.series else
+                             f"{source}: variant {name!r} is the unpatched kernel; drop its `patches:` or rename it")
     return scn
 
 

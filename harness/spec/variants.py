@@ -4,6 +4,7 @@ series folder) and the reference model (which of the three 6.1 defences it keeps
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -39,17 +40,45 @@ def _without(*removed: int) -> Defences:
     )
 
 
-# Keyed by the patch series directory names under kernel-configs/patches/.
-ALL_VARIANTS: dict[str, Defences] = {
-    "stock": STOCK,
-    "remove-1": _without(1),
-    "remove-2": _without(2),
-    "remove-3": _without(3),
-    "remove-1-2": _without(1, 2),
-    "remove-1-3": _without(1, 3),
-    "remove-2-3": _without(2, 3),
-    "reintroduce-2012": REINTRODUCED_2012,
-}
+@dataclass(frozen=True)
+class KernelVariant:
+    """One embedded kernel variant: its name, which is also its patch series folder under
+    kernel-configs/patches/ (none for stock), and the defences that series switches off."""
+
+    name: str
+    removed: tuple[int, ...]
+
+    @property
+    def defences(self) -> Defences:
+        return _without(*self.removed)
+
+    @property
+    def series(self) -> str | None:
+        return self.name if self.removed else None
+
+
+EMBEDDED: dict[str, KernelVariant] = {v.name: v for v in (
+    KernelVariant("stock", ()),
+    KernelVariant("remove-1", (1,)),
+    KernelVariant("remove-2", (2,)),
+    KernelVariant("remove-3", (3,)),
+    KernelVariant("remove-1-2", (1, 2)),
+    KernelVariant("remove-1-3", (1, 3)),
+    KernelVariant("remove-2-3", (2, 3)),
+    KernelVariant("reintroduce-2012", (1, 2, 3)),
+)}
+
+# The model's view: each variant's defences, by name.
+ALL_VARIANTS: dict[str, Defences] = {name: v.defences for name, v in EMBEDDED.items()}
+
+
+def series_name(patches: str | None) -> str:
+    """The patch series a kernel spec's `patches` names, by folder name ("stock" when unpatched): a
+    series folder name, or a path to a quilt `series` file (its folder's name)."""
+    if patches is None:
+        return "stock"
+    path = Path(patches)
+    return path.parent.name if path.name == "series" else path.name
 
 
 def variant_for_series(name: str) -> Defences:

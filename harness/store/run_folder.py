@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Mapping
 
 from harness.core.errors import InputError
+from harness.parsers import kmsg
 from harness.store import names
 from harness.store.jsonl import JsonlWriter, read_jsonl
 
@@ -80,6 +81,11 @@ class RunFolder:
 
     def kernel_config_text(self) -> str | None:
         return self.kernel_config_path.read_text() if self.kernel_config_path.is_file() else None
+
+    def area(self) -> dict | None:
+        """The CMA area as the module printed it on the console (name, base, size), or None."""
+        found = [e for e in kmsg.parse_lines(self.console_lines()) if isinstance(e, kmsg.AreaInfo)]
+        return found[-1].summary_dict() if found else None
 
     def variant(self, summary: Mapping | None = None) -> str:
         """The variant name the run was started with (summary.json, else its loop records)."""

@@ -14,6 +14,7 @@ from harness.judging import prediction
 from harness.judging import stats
 from harness import cli
 from harness.core.errors import InputError
+from harness.store.run_folder import RunFolder
 from harness.orchestrate.run import RunState, RunSummary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -175,7 +176,7 @@ def test_busy_pages_replays_the_busy_traces(tmp_path):
 def test_a_crash_of_the_checks_never_reaches_the_run(tmp_path):
     folder = _folder(tmp_path, [{"loop": 0, "failed": 0, "calls_failed": 0}])   # no outcome, no pa
     summary = RunSummary(RunState.PASS, "kernel", 1, area=AREA).as_dict()
-    [entry] = crosscheck.crosscheck_quietly(_scenario(), _scenario().kernel, folder, summary)
+    [entry] = crosscheck.crosscheck_quietly(_scenario(), _scenario().kernel, RunFolder(folder), summary)
     assert entry["status"] == "skipped" and entry["detail"].startswith("the cross-checks could not run: KeyError")
 
 
