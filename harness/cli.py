@@ -11,7 +11,6 @@ import signal
 import sys
 from pathlib import Path
 
-from harness.parsers import busy
 from harness.parsers import capture
 from harness.spec import config
 from harness.judging import crosscheck
@@ -21,6 +20,7 @@ from harness.spec.variants import ALL_VARIANTS
 from harness.judging import stats
 from harness.build import toolchain
 from harness.core.errors import HarnessError, from_os_error
+from harness.present import text
 from harness.store.campaign_folder import run_folders
 
 EXIT_OK, EXIT_FOUND, EXIT_INPUT, EXIT_INFRA = 0, 1, 2, 3
@@ -65,18 +65,7 @@ def cmd_run(args) -> int:
         _report(folder)         # the loops measured so far, and why the run stopped
         raise
     page = _report(folder)
-    causes = ", ".join(f"{k}={v}" for k, v in sorted(s.causes.items())) or "none"
-    print(f"run folder: {folder}")
-    print(f"state: {s.state.value}; loops: {s.loops_done}/{s.loops_requested}; failed loops: {s.failed_loops}; "
-          f"failed chunks: {s.failed_chunks} (causes: {causes})")
-    if s.busy:
-        print("\n".join(busy.describe(s.busy)))
-    for line in crosscheck.describe(s.crosschecks):      # the accounting identities among them
-        print(line)
-    if s.error:
-        print(f"error: {s.error}")
-    for r in s.kernel_reports:
-        print(f"kernel {r['report']}{'' if r['fatal'] else ' (the loops went on)'}: {r['title'].strip()}")
+    print("\n".join(text.run_lines(s.as_dict(), folder)))
     if page:
         print(f"report: {page}")
     return {RunState.PASS: EXIT_OK, RunState.REPRODUCED: EXIT_FOUND, RunState.CRASH: EXIT_FOUND,
@@ -98,36 +87,10 @@ def cmd_ab(args) -> int:
         print(f"cma-harness: to resume, run the same command with --out {folder}", file=sys.stderr)
         raise
     page = _report(folder)
-    print(format_ab(result, folder))
+    print(text.campaign_text(result, folder))
     if page:
         print(f"report: {page}")
     return EXIT_OK if result["verdict"] == args.expect else EXIT_FOUND
-
-
-def format_ab(result: dict, folder: Path) -> str:
-    from harness.orchestrate.campaign import boot_warnings, per_boot_text
-
-    lines = [f"campaign folder: {folder}", f"metric: {result['metric']}"]
-    for arm in ("baseline", "patched"):
-        v = result["variants"][arm]
-        f, l = v["failed_loops"], v["lru_caused_loops"]
-        causes = ", ".join(f"{k}={n}" for k, n in sorted(v["failed_chunks_by_cause"].items())) or "none"
-        lines.append(f"{arm:8} {v['variant']:18} failed loops {f['events']}/{f['trials']} "
-                     f"({100 * f['rate']:.1f} %, 95 % CI {100 * f['low']:.1f}-{100 * f['high']:.1f}); "
-                     f"LRU-caused {l['events']}/{l['trials']} ({100 * l['rate']:.1f} %, 95 % CI "
-                     f"{100 * l['low']:.1f}-{100 * l['high']:.1f}); failed chunks by cause: {causes}")
-    boots = {arm: (result["variants"][arm].get("between_boots") or {}).get("per_boot") for arm in ("baseline", "patched")}
-    if all(boots.values()):
-        lines.append(f"per boot ({result['metric']}): " + "; ".join(
-            f"{arm} {per_boot_text(boots[arm])}" for arm in ("baseline", "patched")))
-    lines += [f"warning: {w}" for w in boot_warnings(result)]
-    d = result["decision"]
-    if d:
-        lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "
-                     f"{d['p_regression']:.3g}, per-look alpha {d['alpha_per_look']:.3g}; {d['reason']})")
-    else:
-        lines.append(f"verdict: {result['verdict']}")
-    return "\n".join(lines)
 
 
 def _report(folder: Path) -> Path | None:
@@ -167,7 +130,7 @@ def cmd_check(args) -> int:
         results = [r.as_dict() for r in crosscheck.check_folder(run.path)]
         failed |= any(r["status"] == "fail" for r in results)
         print(f"{run.path}:")
-        print("\n".join("  " + line for line in crosscheck.describe(results)))
+        print("\n".join("  " + line for line in text.crosscheck_lines(results)))
     return EXIT_FOUND if failed else EXIT_OK
 
 

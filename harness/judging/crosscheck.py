@@ -220,8 +220,3 @@ def busy_pages(data: RunData, chunk_pages: int, align_order: int, attribution: b
         detail += f"; {len(left_out)} failed loops left out (no busy page known: no trace, or it missed them)"
     return dataclasses.replace(result, detail=detail,
                                data={**result.data, "source": source, "left_out": left_out})
-
-
-def describe(results: Sequence[Mapping]) -> list[str]:
-    """One line per check for a terminal: name, status, detail."""
-    return [f"cross-check {r['name']:12} {r['status']:7} {r['detail']}" for r in results]

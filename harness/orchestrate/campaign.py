@@ -14,7 +14,8 @@ from harness.spec import config
 from harness.judging import stats
 from harness.spec.config import Scenario
 from harness.core.errors import InfraError, InputError
-from harness.store.jsonl import JsonlWriter, read_jsonl
+from harness.store import counts
+from harness.store.campaign_folder import SECOND_ARM_SUFFIX, CampaignFolder, arm_key_of, variant_of_key
 from harness.orchestrate.run import RunState, RunSummary, run_variant
 
 
@@ -40,25 +41,9 @@ class Plan:
             raise InputError(f"--infra-retries must be between 0 and 10, got {self.infra_retries}")
 
 
-def loop_counts(records: list[dict], metric: str) -> tuple[int, int]:
-    """(loops that show the failure, loops) under a metric: 'lru' = a chunk rescued only by the LRU flush."""
-    if metric == "lru":
-        return sum("L" in r["outcome"] for r in records), len(records)
-    return sum(r["failed"] > 0 for r in records), len(records)
-
-
-def cause_counts(records: list[dict]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in records:
-        for c in r["outcome"]:
-            if c != ".":
-                out[c] = out.get(c, 0) + 1
-    return out
-
-
 @dataclass
 class CampaignState:
-    folder: Path
+    folder: CampaignFolder
     plan: Plan
     records: dict[str, list[dict]] = field(default_factory=dict)
     boots: dict[str, list[list[dict]]] = field(default_factory=dict)    # the same records, boot by boot
@@ -69,28 +54,19 @@ class CampaignState:
         self.boots.setdefault(key, []).append(recs)
 
     @classmethod
-    def load(cls, folder: Path, plan: Plan) -> "CampaignState":
+    def load(cls, folder: CampaignFolder, plan: Plan) -> "CampaignState":
         """Everything already measured in this folder: each run's loops.jsonl, complete or cut short."""
         st = cls(folder, plan, {plan.baseline: [], plan.patched: []})
-        for run_dir in sorted((folder / "runs").glob("*")):
-            key = run_dir.name.split("-", 1)[1]         # the arm's records: a variant, or "<variant>#B"
-            recs = list(read_jsonl(run_dir / "loops.jsonl"))
+        for run in folder.runs():
+            key = arm_key_of(run.name)
+            recs = run.records()
             st.add(key, recs)
-            st.runs.append({"run": run_dir.name, "variant": key.removesuffix("#B"), "loops": len(recs),
-                            "state": _saved_state(run_dir / "summary.json")})
+            st.runs.append({"run": run.name, "variant": variant_of_key(key), "loops": len(recs),
+                            "state": run.saved_state()})
         return st
 
     def done(self, variant: str) -> int:
         return len(self.records.get(variant, []))
-
-
-def _saved_state(path: Path) -> str:
-    """A run's end state as its summary.json says, or "interrupted" (also when it could not be written)."""
-    try:
-        summary = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        return "interrupted"
-    return "interrupted" if (summary.get("error") or "").startswith("interrupted") else summary["state"]
 
 
 def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None,
@@ -100,16 +76,16 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
-    folder.mkdir(parents=True, exist_ok=True)
-    _pin_plan(folder, scn, plan)
-    metric = "lru" if scn.module.attribution else "failed"
-    st = CampaignState.load(folder, plan)
+    camp = CampaignFolder(folder).create()
+    _pin_plan(camp, scn, plan)
+    metric = counts.metric_for(scn.module.attribution)
+    st = CampaignState.load(camp, plan)
     if st.runs:
         progress(f"resuming: {st.done(plan.baseline)} baseline and {_done_patched(st, plan)} patched loops already measured")
     started = time.monotonic()
     session_loops = 0
     decision = None
-    with JsonlWriter(folder / "decisions.jsonl") as decisions:
+    with camp.decision_writer() as decisions:
         while True:
             na, nb = st.done(plan.baseline), _done_patched(st, plan)
             budget_reached = na >= plan.budget and nb >= plan.budget
@@ -121,9 +97,8 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                     break
             variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
             loops = run_length(na if arm == "A" else nb, plan)
-            summary = _run_with_retries(scn, plan, variant, arm, folder, loops, progress)
-            run_dir = folder / "runs" / summary["run"]
-            recs = list(read_jsonl(run_dir / "loops.jsonl"))
+            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress)
+            recs = camp.run(summary["run"]).records()
             st.add(_key(plan, arm), recs)
             st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
             session_loops += len(recs)
@@ -133,14 +108,14 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                 progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
                 break
     result = {**_summarise(st, plan, metric, decision, time.monotonic() - started), "expect": expect}
-    (folder / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    camp.write_summary(result)
     return result
 
 
 def _key(plan: Plan, arm: str) -> str:
     """Records of each arm; a null experiment (baseline == patched) keeps its two arms apart."""
     if plan.baseline == plan.patched and arm == "B":
-        return plan.patched + "#B"
+        return plan.patched + SECOND_ARM_SUFFIX
     return plan.baseline if arm == "A" else plan.patched
 
 
@@ -174,18 +149,13 @@ def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def next_run_name(runs_dir: Path, key: str) -> str:
-    """NNN-<variant>, NNN one past the highest run folder already there (retries and resumes included)."""
-    taken = [int(p.name.split("-", 1)[0]) for p in runs_dir.glob("[0-9][0-9][0-9]-*")] if runs_dir.exists() else []
-    return f"{max(taken, default=-1) + 1:03d}-{key}"
-
-
-def _run_with_retries(scn, plan, variant, arm, folder, loops, progress) -> dict:
+def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress) -> dict:
     """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
-        name = next_run_name(folder / "runs", _key(plan, arm))
+        run = camp.next_run(_key(plan, arm))
+        name = run.name
         progress(f"run {name}: {loops} loops on {variant}")
-        s: RunSummary = run_variant(scn, variant, scn.variant(variant), folder / "runs" / name, loops=loops, progress=progress)
+        s: RunSummary = run_variant(scn, variant, scn.variant(variant), run.path, loops=loops, progress=progress)
         if s.state is not RunState.INFRA or s.loops_done > 0:
             return {"run": name, **s.as_dict()}
         progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s.error}")
@@ -193,44 +163,23 @@ def _run_with_retries(scn, plan, variant, arm, folder, loops, progress) -> dict:
 
 
 def _look(st: CampaignState, plan: Plan, metric: str, budget_reached: bool) -> stats.Decision:
-    a = loop_counts(st.records[_key(plan, "A")], metric)
-    b = loop_counts(st.records.get(_key(plan, "B"), []), metric)
-    boots_a = [loop_counts(r, metric) for r in st.boots.get(_key(plan, "A"), [])]
-    boots_b = [loop_counts(r, metric) for r in st.boots.get(_key(plan, "B"), [])]
+    a = counts.loop_counts(st.records[_key(plan, "A")], metric)
+    b = counts.loop_counts(st.records.get(_key(plan, "B"), []), metric)
+    boots_a = [counts.loop_counts(r, metric) for r in st.boots.get(_key(plan, "A"), [])]
+    boots_b = [counts.loop_counts(r, metric) for r in st.boots.get(_key(plan, "B"), [])]
     return stats.decide(a, b, alpha=plan.alpha, looks=plan.looks, budget_reached=budget_reached,
                         baseline_boots=boots_a, patched_boots=boots_b)
 
 
-def _pin_plan(folder: Path, scn: Scenario, plan: Plan) -> None:
+def _pin_plan(camp: CampaignFolder, scn: Scenario, plan: Plan) -> None:
     """campaign.json records what this folder measures; resuming with a different plan is refused."""
-    path = folder / "campaign.json"
     doc = {"plan": asdict(plan), "scenario": config.as_dict(scn)}
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(doc)):
-            raise InputError(f"{folder} holds a campaign with a different plan or scenario; "
-                             f"resume it with the same arguments, or use a new --out folder")
-        return
-    path.write_text(json.dumps(doc, indent=2, sort_keys=True))
-
-
-def per_boot_text(per_boot: list) -> str:
-    return ", ".join(f"{e}/{n}" for e, n in per_boot)
-
-
-def boot_warnings(result: dict) -> list[str]:
-    """One sentence per arm whose boots disagree on the verdict's metric (stats.boot_spread), from a
-    campaign summary; the CLI prints them and the report shows them."""
-    out = []
-    for arm in ("baseline", "patched"):
-        v = result["variants"][arm]
-        spread = v.get("between_boots") or {}
-        p = spread.get("p_homogeneous")
-        if p is not None and p < stats.SPREAD_WARN_P:
-            out.append(f"{arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
-                       f"{per_boot_text(spread['per_boot'])}; homogeneity p = {p:.2g}): loops of one boot are not "
-                       f"independent trials, so the verdict's p-values are also taken boot by boot")
-    return out
+    old = camp.plan()
+    if old is None:
+        camp.write_plan(doc)
+    elif old != json.loads(json.dumps(doc)):
+        raise InputError(f"{camp.path} holds a campaign with a different plan or scenario; "
+                         f"resume it with the same arguments, or use a new --out folder")
 
 
 def _summarise(st: CampaignState, plan: Plan, metric: str, decision, seconds: float) -> dict:
@@ -240,15 +189,15 @@ def _summarise(st: CampaignState, plan: Plan, metric: str, decision, seconds: fl
         per_variant[arm] = {
             "variant": key,
             "loops": len(recs),
-            "failed_loops": stats.rate(*loop_counts(recs, "failed")).as_dict(),
-            "lru_caused_loops": stats.rate(*loop_counts(recs, "lru")).as_dict(),
-            "failed_chunks_by_cause": cause_counts(recs),
+            "failed_loops": stats.rate(*counts.loop_counts(recs, "failed")).as_dict(),
+            "lru_caused_loops": stats.rate(*counts.loop_counts(recs, "lru")).as_dict(),
+            "failed_chunks_by_cause": counts.cause_counts(recs),
             # The verdict's metric boot by boot, and whether the boots agree (stats.boot_spread).
-            "between_boots": stats.boot_spread([loop_counts(b, metric) for b in st.boots.get(key, [])]).as_dict(),
+            "between_boots": stats.boot_spread([counts.loop_counts(b, metric) for b in st.boots.get(key, [])]).as_dict(),
         }
     return {
         "plan": asdict(plan),
-        "metric": "loops with an LRU-caused chunk" if metric == "lru" else "failed loops",
+        "metric": counts.metric_text(metric),
         "verdict": decision.verdict.value if decision else "incomplete",
         "decision": decision.as_dict() if decision else None,
         "variants": per_variant,

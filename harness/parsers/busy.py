@@ -272,20 +272,3 @@ def analyse(console: Sequence[str], trace_lines: Sequence[str], area: str) -> An
     traces, unjoined = join(records, calls, list(parse_page_dumps(console)))
     lost = sum(1 for ev in items if isinstance(ev, LostEvents))
     return Analysis(traces, unjoined, calls, failed_finish_events(items, area), lost)
-
-
-def describe(summary: dict, frames: int = 8) -> list[str]:
-    """Lines for a terminal: coverage, refusing functions and the top call chain of a run's busy traces."""
-    lines = [f"busy traces: {summary['traced']} of {summary['failed_chunks']} failed chunks, "
-             f"{summary['with_try_to_free_buffers']} through try_to_free_buffers; refused by: "
-             + (", ".join(f"{f} {n}" for f, n in summary["refused_by"].items()) or "none")]
-    if summary["chains"]:
-        top = summary["chains"][0]
-        chain = top["chain"][:frames] + (["..."] if len(top["chain"]) > frames else [])
-        lines.append(f"top chain ({top['count']} of {summary['traced']}): " + " <- ".join(chain or ["(no refusal traced)"]))
-    if summary["unjoined_loops"]:
-        lines.append(f"loops without busy traces: {len(summary['unjoined_loops'])} (see summary.json busy.unjoined_loops)")
-    if summary["trace_lost_marks"] or summary.get("ring_lost_events"):
-        lines.append(f"the trace lost events ({summary['trace_lost_marks']} LOST marks, "
-                     f"{summary.get('ring_lost_events', 0)} by the ring's counters): its counts are lower bounds")
-    return lines

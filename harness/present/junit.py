@@ -13,23 +13,14 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Iterable
 
+from harness.present import text
+
 # XML 1.0 allows neither most control characters nor lone surrogates; kernel reports can hold both.
 _NOT_XML = re.compile("[^\u0009\u000a\u000d\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def _clean(text: str) -> str:
     return _NOT_XML.sub("\ufffd", text)
-
-
-def _causes(causes: dict) -> str:
-    return ", ".join(f"{k}={n}" for k, n in sorted(causes.items())) or "none"
-
-
-def run_line(summary: dict) -> str:
-    """One line on a run, from its summary.json."""
-    line = (f"state {summary['state']}; loops {summary.get('loops_done', 0)}/{summary.get('loops_requested', 0)}; "
-            f"failed loops {summary.get('failed_loops', 0)}; failed chunks by cause: {_causes(summary.get('causes') or {})}")
-    return line + (f"; error: {summary['error']}" if summary.get("error") else "")
 
 
 def _reports_text(summary: dict) -> str:
@@ -40,7 +31,7 @@ def run_case(summary: dict, name: str, classname: str, *, reproduced_fails: bool
     case = ET.Element("testcase", classname=classname, name=name,
                       time=f"{float((summary.get('timings') or {}).get('total_s', 0.0)):.1f}")
     state = summary["state"]
-    line = run_line(summary)
+    line = text.run_line(summary)
     if state in ("crash", "hang") or (state == "reproduced" and reproduced_fails):
         kind = "failure"
     elif state == "infra" or (summary.get("error") or "").startswith("interrupted"):
@@ -86,23 +77,13 @@ def for_campaign(result: dict, run_summaries: dict[str, dict]) -> str:
         ET.SubElement(props, "property", name=key, value=str(value))
     verdict = ET.Element("testcase", classname="cma-harness.ab", name=f"verdict is {expect}",
                          time=f"{float(result.get('seconds_this_session', 0.0)):.1f}")
-    text = verdict_text(result)
+    said = text.verdict_text(result)
     if result["verdict"] != expect:
         ET.SubElement(verdict, "failure", message=_clean(f"verdict {result['verdict']}, expected {expect}"),
-                      type="verdict").text = _clean(text)
-    ET.SubElement(verdict, "system-out").text = _clean(text)
+                      type="verdict").text = _clean(said)
+    ET.SubElement(verdict, "system-out").text = _clean(said)
     boots = [run_case(run_summaries[r["run"]], r["run"], f"cma-harness.ab.{r['variant']}", reproduced_fails=False)
              for r in result["runs"] if r["run"] in run_summaries]
     return _document(suite, [verdict, *boots], float(result.get("seconds_this_session", 0.0)))
 
 
-def verdict_text(result: dict) -> str:
-    lines = [f"metric: {result['metric']}"]
-    for arm in ("baseline", "patched"):
-        a = result["variants"][arm]
-        f, l = a["failed_loops"], a["lru_caused_loops"]
-        lines.append(f"{arm} {a['variant']}: failed loops {f['events']}/{f['trials']}, LRU-caused "
-                     f"{l['events']}/{l['trials']}, failed chunks by cause: {_causes(a['failed_chunks_by_cause'])}")
-    d = result.get("decision")
-    lines.append(f"verdict: {result['verdict']}" + (f" ({d['reason']})" if d else ""))
-    return "\n".join(lines)

@@ -23,12 +23,13 @@ from harness.core import proc
 from harness.judging import stats
 from harness import __version__
 from harness.build.cache import file_sha256
-from harness.orchestrate.campaign import boot_warnings, cause_counts, loop_counts
+from harness.present import text
+from harness.store import counts
+from harness.store.campaign_folder import CampaignFolder, arm_key_of
+from harness.store.names import JUNIT_XML, KERNEL_CONFIG, OWN_OUTPUTS, PLOT_PNG, QEMU_CMDLINE, REPORT_HTML, REPORT_JSON
+from harness.store.run_folder import RunFolder
 from harness.core.errors import HarnessError, InputError
-from harness.store.jsonl import read_jsonl
 
-REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML = "report.html", "report.json", "failures.png", "junit.xml"
-OWN_OUTPUTS = {REPORT_HTML, REPORT_JSON, PLOT_PNG, JUNIT_XML}
 CAUSES = {"L": "LRU-caused", "T": "transient", "P": "persistent", "F": "failed (no attribution)"}
 CAUSE_COLOURS = {"L": "#d62728", "T": "#ff7f0e", "P": "#7f7f7f", "F": "#1f77b4"}
 TOP_TRACES = 10
@@ -46,7 +47,7 @@ STATE_SENTENCES = {
 
 def run_facts(summary: dict, records: list[dict]) -> dict:
     """What a run's page shows, from its summary.json and loops.jsonl. Pure."""
-    failed = loop_counts(records, "failed")
+    failed = counts.loop_counts(records, "failed")
     return {
         "kind": "run",
         "state": summary["state"],
@@ -55,8 +56,8 @@ def run_facts(summary: dict, records: list[dict]) -> dict:
         "loops_requested": summary.get("loops_requested"),
         "loops_done": len(records),
         "failed_loops": stats.rate(*failed).as_dict(),
-        "lru_caused_loops": stats.rate(*loop_counts(records, "lru")).as_dict(),
-        "failed_chunks_by_cause": cause_counts(records),
+        "lru_caused_loops": stats.rate(*counts.loop_counts(records, "lru")).as_dict(),
+        "failed_chunks_by_cause": counts.cause_counts(records),
         "error": summary.get("error"),
         "kernel_reports": summary.get("kernel_reports", []),
         "busy_traces": top_traces([summary]),
@@ -86,10 +87,10 @@ def provenance(folder: Path, argv: Sequence[str] | None = None) -> dict:
         "python": sys.version.split()[0],
         "host": platform.platform(),
         "qemu_version": _qemu_version(),
-        "kernel_config_sha256": {str(p.relative_to(folder)): _sha256(p) for p in files if p.name == "kernel.config"},
+        "kernel_config_sha256": {str(p.relative_to(folder)): _sha256(p) for p in files if p.name == KERNEL_CONFIG},
         "command_lines": {
             "harness": " ".join(argv) if argv else None,
-            "qemu": {str(p.relative_to(folder)): p.read_text().strip() for p in files if p.name == "qemu-cmdline.txt"},
+            "qemu": {str(p.relative_to(folder)): p.read_text().strip() for p in files if p.name == QEMU_CMDLINE},
         },
         "artefacts": {str(p.relative_to(folder)): {"sha256": _sha256(p), "bytes": p.stat().st_size} for p in files},
     }
@@ -254,7 +255,7 @@ def render_campaign(facts: dict, prov: dict) -> str:
         rows.append((_e(arm), _e(v["variant"]), v["loops"], _rate(v["failed_loops"]), _rate(v["lru_caused_loops"]),
                      _causes(v["failed_chunks_by_cause"])))
     body.append(_table(rows))
-    body += [f"<p><b>warning</b>: {_e(w)}.</p>" for w in boot_warnings(facts)]
+    body += [f"<p><b>warning</b>: {_e(w)}.</p>" for w in text.boot_warnings(facts)]
     body += ["<h2>Runs</h2>", _table([("<b>run</b>", "<b>variant</b>", "<b>loops</b>", "<b>failed loops</b>",
                                        "<b>LRU-caused loops</b>", "<b>state</b>")] + [
         (f"<a href='runs/{_e(quote(r['run']))}/{REPORT_HTML}'>{_e(r['run'])}</a>", _e(r["variant"]), r["loops"],
@@ -321,49 +322,43 @@ def _provenance_html(prov: dict) -> list[str]:
 
 def write_run(folder: Path, argv: Sequence[str] | None = None, *, junit_file: bool = True) -> Path:
     """report.html, report.json and failures.png in a run folder; returns the page's path."""
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        raise InputError(f"{folder} has no summary.json: not a run folder (or the run never started)")
-    try:
-        summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{summary_path} is empty or torn (the run could not finish writing it; a full "
-                         f"disk?): {e}") from e
-    records = list(read_jsonl(folder / "loops.jsonl"))
+    run = RunFolder(folder)
+    summary = run.summary()
+    if summary is None:
+        raise InputError(f"{folder} has no {run.summary_path.name}: not a run folder (or the run never started)")
+    records = run.records()
     facts = run_facts(summary, records)
-    plot_run(records, f"{facts['variant']}: {facts['state']}", folder / PLOT_PNG)
+    plot_run(records, f"{facts['variant']}: {facts['state']}", run.file(PLOT_PNG))
     prov = provenance(folder, argv)
-    (folder / REPORT_JSON).write_text(json.dumps({**facts, "provenance": prov}, indent=2, sort_keys=True))
-    (folder / REPORT_HTML).write_text(render_run(facts, prov))
+    run.file(REPORT_JSON).write_text(json.dumps({**facts, "provenance": prov}, indent=2, sort_keys=True))
+    run.file(REPORT_HTML).write_text(render_run(facts, prov))
     # A campaign's boots get no JUnit file of their own: a CI job collecting **/junit.xml would count a
     # baseline boot that reproduced the failure (the expected result) as a failed test.
     if junit_file:
-        (folder / JUNIT_XML).write_text(junit.for_run(summary, folder.name))
-    return folder / REPORT_HTML
+        run.file(JUNIT_XML).write_text(junit.for_run(summary, folder.name))
+    return run.file(REPORT_HTML)
 
 
 def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
     """The campaign's report (and each run's, for the links); returns the campaign page's path."""
-    summary_path = folder / "summary.json"
-    if not summary_path.exists():
-        raise InputError(f"{folder} has no summary.json: not a campaign folder, or it was interrupted "
-                         f"(resume it with the same `cma-harness ab ... --out {folder}`)")
-    result = json.loads(summary_path.read_text())
+    camp = CampaignFolder(folder)
+    result = camp.summary()
     runs, summaries, with_summary = [], [], []
+    per_key: dict[str, list[dict]] = {}
     for r in result["runs"]:
-        run_dir = folder / "runs" / r["run"]
-        if (run_dir / "summary.json").exists():
-            write_run(run_dir, argv, junit_file=False)
-            summaries.append(json.loads((run_dir / "summary.json").read_text()))
+        run = camp.run(r["run"])
+        if (summary := run.summary()) is not None:
+            write_run(run.path, argv, junit_file=False)
+            summaries.append(summary)
             with_summary.append(r)
-            r = {**r, "kernel_reports": summaries[-1].get("kernel_reports", [])}
-        records = list(read_jsonl(run_dir / "loops.jsonl")) if (run_dir / "loops.jsonl").exists() else []
-        r = {**r, "failed_loops": loop_counts(records, "failed")[0], "lru_caused_loops": loop_counts(records, "lru")[0]}
+            r = {**r, "kernel_reports": summary.get("kernel_reports", [])}
+        records = run.records()
+        per_key.setdefault(arm_key_of(run.name), []).extend(records)
+        r = {**r, "failed_loops": counts.loop_counts(records, "failed")[0],
+             "lru_caused_loops": counts.loop_counts(records, "lru")[0]}
         runs.append(r)
     labels = {arm: f"{arm}: {v['variant']}" for arm, v in result["variants"].items()}
-    per_arm = {labels[arm]: [rec for r in result["runs"] if _arm_of(r["run"]) == v["variant"]
-                             for rec in read_jsonl(folder / "runs" / r["run"] / "loops.jsonl")]
-               for arm, v in result["variants"].items()}
+    per_arm = {labels[arm]: per_key.get(v["variant"], []) for arm, v in result["variants"].items()}
     rates = {labels[arm]: v for arm, v in result["variants"].items()}
     plot_campaign(per_arm, rates, folder / PLOT_PNG)
     facts = {"kind": "campaign", **result, "runs": runs, "busy_traces": top_traces(summaries)}
@@ -374,10 +369,6 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
     return folder / REPORT_HTML
 
 
-def _arm_of(run_name: str) -> str:
-    return run_name.split("-", 1)[1]
-
-
 def write(folder: Path, argv: Sequence[str] | None = None) -> Path:
     """The report of a run or a campaign folder, whichever it is."""
-    return write_campaign(folder, argv) if (folder / "campaign.json").exists() else write_run(folder, argv)
+    return write_campaign(folder, argv) if CampaignFolder.holds_campaign(folder) else write_run(folder, argv)

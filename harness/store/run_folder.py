@@ -57,7 +57,8 @@ class RunFolder:
         try:
             return json.loads(self.summary_path.read_text())
         except json.JSONDecodeError as e:
-            raise InputError(f"{self.summary_path} is not valid JSON ({e}); re-run, or delete the folder") from None
+            raise InputError(f"{self.summary_path} is empty or torn (the run could not finish writing it; a full "
+                             f"disk?): {e}") from e
 
     def records(self) -> list[dict]:
         """Every loop record, in the order the console delivered them (none if there is no loops.jsonl)."""

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from harness.judging import stats
-from harness.orchestrate.campaign import Plan, loop_counts, run_ab
+from harness.orchestrate.campaign import Plan, run_ab
+from harness.store.counts import loop_counts
 from harness.store.jsonl import read_jsonl
 
 pytestmark = pytest.mark.integration

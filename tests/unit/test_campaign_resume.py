@@ -7,7 +7,8 @@ import pytest
 
 from harness.orchestrate import campaign
 from harness.spec import config
-from harness.orchestrate.campaign import Plan, next_run_name, run_length, time_left
+from harness.orchestrate.campaign import Plan, run_length, time_left
+from harness.store.campaign_folder import CampaignFolder
 from harness.store.jsonl import JsonlWriter, read_jsonl
 from harness.orchestrate.run import RunState, RunSummary
 
@@ -21,11 +22,11 @@ def test_run_length_tops_up_to_the_next_look():
 
 
 def test_run_names_count_past_every_folder_already_there(tmp_path):
-    runs = tmp_path / "runs"
-    assert next_run_name(runs, "stock") == "000-stock"
+    camp = CampaignFolder(tmp_path)
+    assert camp.next_run("stock").name == "000-stock"
     for name in ("000-stock", "001-stock", "002-reintroduce-2012"):
-        (runs / name).mkdir(parents=True)
-    assert next_run_name(runs, "stock#B") == "003-stock#B"
+        (camp.runs_path / name).mkdir(parents=True)
+    assert camp.next_run("stock#B").name == "003-stock#B"
 
 
 def test_time_left_line():

@@ -8,6 +8,7 @@ from harness.store.run_folder import RunFolder
 from harness.spec import config
 from harness.orchestrate import run
 from harness import cli
+from harness.present import text
 from harness.orchestrate.run import RunState, RunSummary
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -37,7 +38,7 @@ def test_busy_traces_and_identities_land_in_the_summary_and_the_run_folder(tmp_p
     [t] = [json.loads(l) for l in (folder / "busy-traces.jsonl").read_text().splitlines()]
     assert (t["loop"], t["chunk"], t["cause"], t["pfn"]) == (6, 55, "T", 0x4bfee)
     assert "top chain (1 of 1): try_to_free_buffers <- filemap_release_folio <- migrate_pages_batch" in "\n".join(
-        run.busy.describe(s.busy))
+        text.busy_lines(s.busy))
 
 
 def test_a_mismatch_is_reported_as_it_is(tmp_path):

@@ -95,7 +95,7 @@ def test_spread_is_reproducible():
 
 
 def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
-    from harness.cli import format_ab
+    from harness.present.text import campaign_text
 
     def arm(variant, per_boot):
         events, loops = sum(e for e, _ in per_boot), sum(n for _, n in per_boot)
@@ -107,7 +107,7 @@ def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
     result = {"metric": "failed loops", "verdict": "not-fixed", "decision": None,
               "variants": {"baseline": arm("reintroduce-2012", [(9, 100), (8, 100)]),
                            "patched": arm("stock", [(100, 100), (0, 100)])}}
-    text = format_ab(result, tmp_path)
+    text = campaign_text(result, tmp_path)
     assert "warning: patched stock: the boots disagree (failed loops per boot: 100/100, 0/100" in text
     assert "warning: baseline" not in text
     assert "per boot (failed loops): baseline 9/100, 8/100; patched 100/100, 0/100" in text
