@@ -1,9 +1,9 @@
 """cma-harness: reproduce the 2012 CMA bh_lru migration failure in an ARM guest and judge kernel patches.
 
-Data flow, one stage per module:
-  config -> kernel (cached build) -> module (rendered, built) -> image (initramfs, disk, DTB)
-  -> boards.qemu (console + command channel) -> parse -> campaign (JSONL) -> stats -> report
-with model cross-checking what was measured.
+The sub-packages are the stages of the data flow, lowest first; a module imports only from its own
+stage or a lower one (tests/unit/test_layout.py holds the order):
+  core -> spec -> parsers -> model -> store -> build -> boards -> guest -> judging -> present
+  -> orchestrate -> cli, pytest_plugin
 """
 
 __version__ = "0.1.0"

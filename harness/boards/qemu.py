@@ -22,10 +22,11 @@ from harness.boards.console_tee import ConsoleTee
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
 from harness.build.image import GuestImages
-from harness.spec.qemu_hardware import QemuMachine
+from harness.spec.qemu_hardware import QemuHardware
 from harness.boards.shell import CommandResult, Shell
 from harness.build.toolchain import require
 from harness.boards.base import Board, BoardState
+from harness.store import names
 from harness.store.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QemuBoardConfig:
-    machine: QemuMachine
+    machine: QemuHardware
     zimage: Path
     images: GuestImages
     folder: Path                      # run folder: console.log and qemu-cmdline.txt go here
     cmdline_extra: tuple[str, ...] = field(default_factory=tuple)
 
 
-def kernel_cmdline(machine: QemuMachine, extra: Sequence[str] = ()) -> str:
+def kernel_cmdline(machine: QemuHardware, extra: Sequence[str] = ()) -> str:
     # panic=-1 with -no-reboot: a panic ends QEMU at once, so a crash can never look like a hang.
     # cma=0: no default area. The test device's area from the DTB is the only CMA memory, as the
     # seed's 56 MB region was: metadata pages that spill into CMA can only land where the test allocates.
@@ -87,7 +88,7 @@ class QemuBoard(Board):
         # Unix socket paths are limited to 107 bytes and run folders can be deep: a private temp dir.
         self._sockdir = tempfile.TemporaryDirectory(prefix="cma-harness-")
         self._socket_path = Path(self._sockdir.name) / "cmd.sock"
-        self.trace_stream = (TRACE_PORT, RunFolder(cfg.folder).trace_stream_path)
+        self.trace_stream = (TRACE_PORT, RunFolder(cfg.folder).file(names.TRACE_STREAM))
 
     # -- bring-up ---------------------------------------------------------------------------------
 
@@ -95,8 +96,8 @@ class QemuBoard(Board):
         qemu = require("qemu")["qemu"]
         argv = qemu_argv(self.cfg, qemu, self._socket_path, self.trace_stream[1])
         self.cfg.folder.mkdir(parents=True, exist_ok=True)
-        RunFolder(self.cfg.folder).qemu_cmdline_path.write_text(shlex.join(argv) + "\n")
-        self._log = open(RunFolder(self.cfg.folder).console_path, "ab", buffering=0)
+        RunFolder(self.cfg.folder).file(names.QEMU_CMDLINE).write_text(shlex.join(argv) + "\n")
+        self._log = open(RunFolder(self.cfg.folder).file(names.CONSOLE), "ab", buffering=0)
         self.state = BoardState.BOOTING
         try:
             # QEMU gets a pty in a session of its own: a Ctrl-C meant for the harness never reaches it,
@@ -121,7 +122,7 @@ class QemuBoard(Board):
     def _check_alive(self, when: str) -> None:
         if not self._qemu.isalive():
             self._console.join(2)
-            raise InfraError(f"QEMU stopped {when}; console: {RunFolder(self.cfg.folder).console_path}; last lines:\n"
+            raise InfraError(f"QEMU stopped {when}; console: {RunFolder(self.cfg.folder).file(names.CONSOLE)}; last lines:\n"
                              + "\n".join("  | " + l for l in self._console.tail()))
 
     def _connect_command_channel(self, deadline: Deadline) -> None:
@@ -147,7 +148,7 @@ class QemuBoard(Board):
             except InfraError:
                 continue
         raise InfraError(f"the guest shell did not come up within {deadline.seconds:.0f} s; "
-                         f"console: {RunFolder(self.cfg.folder).console_path}")
+                         f"console: {RunFolder(self.cfg.folder).file(names.CONSOLE)}")
 
     # -- console and commands ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from harness.core import proc
 from harness.spec.config import PROJECT_ROOT, AreaSpec, WorkloadSpec
 from harness.core.errors import InfraError
 from harness.build.kernel import KernelBuild
-from harness.spec.qemu_hardware import QemuMachine
+from harness.spec.qemu_hardware import QemuHardware
 from harness.build.toolchain import busybox_path, require
 
 GUEST_DIR = PROJECT_ROOT / "images" / "guest"
@@ -87,7 +87,7 @@ def render_dt_fragment(area: AreaSpec) -> str:
         size=area.size_mib * 1024 * 1024, alignment=area.alignment_mib * 1024 * 1024)
 
 
-def make_dtb(machine: QemuMachine, area: AreaSpec, out: Path, log_path: Path | None = None) -> Path:
+def make_dtb(machine: QemuHardware, area: AreaSpec, out: Path, log_path: Path | None = None) -> Path:
     """QEMU's own virt DTB for this machine, plus the reserved-memory node and the test device."""
     tools = require("qemu", "dtc")
     base = out.with_name(out.stem + "-base.dtb")
@@ -100,7 +100,7 @@ def make_dtb(machine: QemuMachine, area: AreaSpec, out: Path, log_path: Path | N
     return out
 
 
-def make_all(kernel: KernelBuild, module_ko: Path, machine: QemuMachine, area: AreaSpec,
+def make_all(kernel: KernelBuild, module_ko: Path, machine: QemuHardware, area: AreaSpec,
              workload: WorkloadSpec, folder: Path) -> GuestImages:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "images.log"

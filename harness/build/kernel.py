@@ -14,11 +14,15 @@ from harness.build import cache
 from harness.core import proc
 from harness.spec.config import PROJECT_ROOT, KernelSpec
 from harness.core.errors import InfraError, InputError
-from harness.build.toolchain import CROSS_COMPILE, DEBIAN_KERNEL_TARBALL, require
+from harness.build.toolchain import (CROSS_COMPILE, DEBIAN_KERNEL_612_TARBALL, DEBIAN_KERNEL_TARBALL,
+                                     DEBIAN_SOURCES, require)
 
 log = logging.getLogger(__name__)
 CONFIGS_DIR = PROJECT_ROOT / "kernel-configs"
 PATCHES_DIR = CONFIGS_DIR / "patches"
+# Where an embedded source's series live: the same variant names (remove-1, ..., reintroduce-2012), each
+# folder ported to that kernel. A source given as a path uses the 6.1 folder.
+SOURCE_PATCHES_DIRS = {"debian": PATCHES_DIR, "debian-6.12": PATCHES_DIR / "debian-6.12"}
 MAKE_VARS = ("ARCH=arm", f"CROSS_COMPILE={CROSS_COMPILE}")
 
 
@@ -50,11 +54,17 @@ class KernelBuild:
 
 # ---- inputs -------------------------------------------------------------------------------------
 
+def debian_tarball(source: str) -> Path | None:
+    """The tarball an embedded `kernel.source` name stands for; None when the source is a path."""
+    return {"debian": DEBIAN_KERNEL_TARBALL, "debian-6.12": DEBIAN_KERNEL_612_TARBALL}.get(source)
+
+
 def source_path(spec: KernelSpec) -> Path:
-    path = DEBIAN_KERNEL_TARBALL if spec.source == "debian" else Path(spec.source).expanduser()
+    tarball = debian_tarball(spec.source)
+    path = tarball or Path(spec.source).expanduser()
     if not path.exists():
-        hint = "install it with: apt-get install -y linux-source-6.1" if spec.source == "debian" else \
-            "set `kernel.source` to an existing kernel directory or .tar.* file, or to `debian`"
+        hint = f"install it with: apt-get install -y {DEBIAN_SOURCES[spec.source]}" if tarball else \
+            f"set `kernel.source` to an existing kernel directory or .tar.* file, or to one of: {', '.join(DEBIAN_SOURCES)}"
         raise InputError(f"kernel source {path} does not exist; {hint}")
     if path.is_dir() and not (path / "Makefile").exists():
         raise InputError(f"kernel source {path} is a directory without a top-level Makefile: not a kernel tree")
@@ -82,12 +92,20 @@ def fragment_path(name: str) -> Path:
     return path
 
 
-def series_patches(series: str) -> list[Path]:
-    """The patch files of a quilt series, in order: a name under kernel-configs/patches/ or a path to a series file."""
-    series_file = Path(series) if "/" in series else PATCHES_DIR / series / "series"
+def patches_dir(source: str) -> Path:
+    """The folder of the series named for a kernel source (SOURCE_PATCHES_DIRS; 6.1's for a path)."""
+    return SOURCE_PATCHES_DIRS.get(source, PATCHES_DIR)
+
+
+def series_patches(series: str, source: str = "debian") -> list[Path]:
+    """The patch files of a quilt series, in order: a name under the source's series folder
+    (patches_dir) or a path to a series file."""
+    base = patches_dir(source)
+    series_file = Path(series) if "/" in series else base / series / "series"
     if not series_file.exists():
-        known = sorted(p.parent.name for p in PATCHES_DIR.glob("*/series"))
-        raise InputError(f"patch series {series!r} not found ({series_file}); known series: {', '.join(known)}")
+        known = sorted(p.parent.name for p in base.glob("*/series"))
+        raise InputError(f"patch series {series!r} not found for kernel source {source!r} ({series_file}); "
+                         f"known series: {', '.join(known) or '(none)'}")
     patches = []
     for lineno, line in enumerate(series_file.read_text().splitlines(), 1):
         line = line.split("#", 1)[0].strip()
@@ -112,7 +130,7 @@ def inputs(spec: KernelSpec) -> dict:
         "source": str(src),
         "source_identity": source_identity(src),
         "fragments": {n: fragment_path(n).read_text() for n in spec.fragments},
-        "patches": {p.name: p.read_text() for p in series_patches(spec.patches)} if spec.patches else {},
+        "patches": {p.name: p.read_text() for p in series_patches(spec.patches, spec.source)} if spec.patches else {},
         "toolchain": toolchain_identity(),
         "recipe": 1,  # bump when the build steps below change
     }
@@ -136,7 +154,7 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
             tree = work / "tree"
             log_path = work / "build.log"
             _unpack(Path(meta["source"]), tree, log_path, progress)
-            for patch in series_patches(spec.patches) if spec.patches else []:
+            for patch in series_patches(spec.patches, spec.source) if spec.patches else []:
                 _apply(patch, tree, log_path, progress)
             _configure(spec, tree, log_path, progress)
             _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)

@@ -10,6 +10,9 @@ from harness.core.errors import InfraError
 
 CROSS_COMPILE = "arm-linux-gnueabihf-"
 DEBIAN_KERNEL_TARBALL = Path("/usr/src/linux-source-6.1.tar.xz")
+DEBIAN_KERNEL_612_TARBALL = Path("/usr/src/linux-source-6.12.tar.xz")
+# The embedded `kernel.source` names: Debian's linux-source packages (their tarballs above).
+DEBIAN_SOURCES = {"debian": "linux-source-6.1", "debian-6.12": "linux-source-6.12"}
 SETUP_SCRIPT = "images/setup-host.sh"
 
 
@@ -29,6 +32,7 @@ TOOLS = (
     Tool("qemu", "qemu-system-arm", "qemu-system-arm"),
     Tool("cross-gcc", CROSS_COMPILE + "gcc", "gcc-arm-linux-gnueabihf"),
     Tool("kernel-source", str(DEBIAN_KERNEL_TARBALL), "linux-source-6.1"),
+    Tool("kernel-6.12", str(DEBIAN_KERNEL_612_TARBALL), "linux-source-6.12"),
     Tool("dtc", "dtc", "device-tree-compiler"),
     Tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs"),
     Tool("make", "make", "make"),

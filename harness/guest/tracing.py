@@ -17,6 +17,7 @@ from pathlib import Path
 from harness.boards.base import Board
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
+from harness.store import names
 from harness.store.run_folder import RunFolder
 
 TRACEFS = "/sys/kernel/tracing"
@@ -160,8 +161,8 @@ def collect(board: Board, run: RunFolder, deadline: Deadline) -> Path:
     """Stop tracing and put the trace in folder/trace.txt byte for byte; the ring's own
     overrun/dropped counters go to folder/trace-stats.txt."""
     stats = board.run_script(stop_script(_sink(board)), deadline).check().output
-    run.trace_stats_path.write_text(stats)
-    out = run.trace_path
+    run.file(names.TRACE_STATS).write_text(stats)
+    out = run.file(names.TRACE)
     if board.trace_stream is not None:
         stream = board.trace_stream[1]
         out.write_bytes(wait_for_stream_end(stream, deadline))

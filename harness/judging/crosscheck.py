@@ -19,6 +19,7 @@ from harness.spec.config import KernelSpec, Scenario
 from harness.core.errors import InputError
 from harness.judging.checks import CheckResult
 from harness.model.replay import FailedLoop, MeasuredCall
+from harness.store import names
 from harness.store.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
@@ -58,10 +59,10 @@ def check_folder(path: Path) -> list[CheckResult]:
     """crosscheck() of a saved run folder, with the scenario and variant it recorded (no guest needed)."""
     run = RunFolder(path)
     if not RunFolder.holds_run(path):
-        raise InputError(f"{path}: no {run.loops_path.name}; pass a run folder (or a campaign folder holding runs/)")
-    if not run.scenario_path.is_file():
-        raise InputError(f"{path}: no {run.scenario_path.name}; the cross-checks need the run's scenario")
-    scn = config.load(run.scenario_path)
+        raise InputError(f"{path}: no {run.file(names.LOOPS).name}; pass a run folder (or a campaign folder holding runs/)")
+    if not run.file(names.SCENARIO).is_file():
+        raise InputError(f"{path}: no {run.file(names.SCENARIO).name}; the cross-checks need the run's scenario")
+    scn = config.load(run.file(names.SCENARIO))
     summary = run.summary() or {}
     return crosscheck(scn, scn.kernel_of(run.variant(summary)), run, summary)
 
@@ -192,16 +193,16 @@ def failed_loops(data: RunData) -> tuple[dict[int, FailedLoop], dict[int, str], 
 def _busy_per_call(cause: str, chunk_calls: list, row: Mapping | None, sources: set) -> list[tuple[int, ...]]:
     """The busy pages each of a failed chunk's calls found: from the trace, else its busy trace."""
     if chunk_calls:
-        sources.add("trace.txt")
+        sources.add(names.TRACE)
         return [tuple(c.busy_pfns) for c in chunk_calls]
     if row is None:
         return []
     if row.get("call_busy_pfns"):
-        sources.add("busy-traces.jsonl")
+        sources.add(names.BUSY_TRACES)
         return [tuple(pfns) for pfns in row["call_busy_pfns"]]
     # Older busy traces keep only the first busy page of the first failed call: assume every failed call of
     # the chunk met it (the retries of L and P chunks mostly do).
-    sources.add("busy-traces.jsonl (first busy page only)")
+    sources.add(f"{names.BUSY_TRACES} (first busy page only)")
     return [(row["pfn"],) if row.get("pfn") is not None and not ok else () for ok in CHUNK_CALLS[cause]]
 
 

@@ -11,6 +11,7 @@ from harness.model import simulation
 from harness.spec.variants import ALL_VARIANTS, Defences, series_name
 from harness.judging import stats
 from harness.core.errors import InputError
+from harness.store import names
 from harness.store import counts
 from harness.store.campaign_folder import run_folders
 from harness.store.run_folder import RunFolder
@@ -59,9 +60,9 @@ def measured(folders: Sequence[Path]) -> dict[str, Measured]:
 
 def _series_of_run(run: RunFolder) -> str:
     name = run.variant({})
-    if not run.scenario_path.is_file():
+    if not run.file(names.SCENARIO).is_file():
         return name
-    return series_name(config.load(run.scenario_path).kernel_of(name).patches)
+    return series_name(config.load(run.file(names.SCENARIO)).kernel_of(name).patches)
 
 
 def _defences(d: Defences) -> str:

@@ -33,7 +33,8 @@ from harness.boards.qemu import QemuBoard, QemuBoardConfig
 from harness.spec.config import KernelSpec, Scenario, as_dict
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError, InputError, from_os_error
-from harness.spec.qemu_hardware import QemuMachine
+from harness.spec.qemu_hardware import QemuHardware
+from harness.store import names
 from harness.store.jsonl import JsonlWriter
 from harness.store.run_folder import RunFolder
 from harness.build.toolchain import require
@@ -89,17 +90,17 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
     summary = RunSummary(RunState.INFRA, variant, loops, first_loop=first_loop)
     t0 = time.monotonic()
     try:
-        run.scenario_path.write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
+        run.file(names.SCENARIO).write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
         _check_space(folder, scn.workload.disk_mib + RUN_FOLDER_SLACK_MIB)
         require("qemu", "dtc", "mkfs.ext4")      # before minutes of building, not after
         kb = kernel.build(spec, progress=progress)
         mb = module.build(scn.module, kb, progress=progress)
         summary.kernel_key, summary.module_key = kb.key, mb.key
-        shutil.copyfile(kb.config, run.kernel_config_path)
-        shutil.copyfile(mb.source, run.module_source_path)
+        shutil.copyfile(kb.config, run.file(names.KERNEL_CONFIG))
+        shutil.copyfile(mb.source, run.file(names.MODULE_SOURCE))
         summary.timings["build_s"] = round(time.monotonic() - t0, 1)
-        machine = QemuMachine.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, run.images_path)
+        machine = QemuHardware.for_board(scn.board)
+        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, run.file(names.IMAGES))
         board = QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, folder))
         with board, run.loop_writer() as out:
             _guest_session(scn, board, out, summary, loops, first_loop, run, progress)
@@ -122,7 +123,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
         try:
             run.write_summary(summary.as_dict())
         except OSError as e:
-            progress(f"could not write {run.summary_path}: {from_os_error(e, folder)}")
+            progress(f"could not write {run.file(names.SUMMARY)}: {from_os_error(e, folder)}")
     return summary
 
 
@@ -314,7 +315,7 @@ def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
     except InfraError as e:
         parts.append(f"the command channel did not answer either: {e}")
     parts.append("console meanwhile:\n" + "\n".join(_drain(board, 3)))
-    path = RunFolder(board.cfg.folder).hang_state_path
+    path = RunFolder(board.cfg.folder).file(names.HANG_STATE)
     path.write_text("\n\n".join(parts) + "\n")
     summary.error += f"; guest state saved in {path.name}"
     free_mib = shutil.disk_usage(board.cfg.folder).free >> 20

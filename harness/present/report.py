@@ -24,6 +24,7 @@ from harness.judging import stats
 from harness import __version__
 from harness.build.cache import file_sha256
 from harness.present import text
+from harness.store import names
 from harness.store import counts
 from harness.store.campaign_folder import CampaignFolder, arm_key_of
 from harness.store.names import JUNIT_XML, KERNEL_CONFIG, OWN_OUTPUTS, PLOT_PNG, QEMU_CMDLINE, REPORT_HTML, REPORT_JSON
@@ -325,7 +326,7 @@ def write_run(folder: Path, argv: Sequence[str] | None = None, *, junit_file: bo
     run = RunFolder(folder)
     summary = run.summary()
     if summary is None:
-        raise InputError(f"{folder} has no {run.summary_path.name}: not a run folder (or the run never started)")
+        raise InputError(f"{folder} has no {run.file(names.SUMMARY).name}: not a run folder (or the run never started)")
     records = run.records()
     facts = run_facts(summary, records)
     plot_run(records, f"{facts['variant']}: {facts['state']}", run.file(PLOT_PNG))

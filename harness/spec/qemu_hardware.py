@@ -8,7 +8,7 @@ from harness.spec.config import BoardSpec
 
 
 @dataclass(frozen=True)
-class QemuMachine:
+class QemuHardware:
     cpus: int
     memory_mib: int
     cpu: str = "cortex-a15"
@@ -17,7 +17,7 @@ class QemuMachine:
     console: str = "ttyAMA0"
 
     @classmethod
-    def for_board(cls, board: BoardSpec) -> "QemuMachine":
+    def for_board(cls, board: BoardSpec) -> "QemuHardware":
         return cls(cpus=board.cpus, memory_mib=board.memory_mib, cpu=board.cpu)
 
     def hardware_args(self) -> list[str]:

@@ -37,10 +37,10 @@ def _index_of(name: str) -> int:
 class CampaignFolder:
     path: Path
 
-    plan_path = property(lambda self: self.path / names.CAMPAIGN)
-    summary_path = property(lambda self: self.path / names.SUMMARY)
-    decisions_path = property(lambda self: self.path / names.DECISIONS)
-    runs_path = property(lambda self: self.path / names.RUNS)
+    def file(self, name: str) -> Path:
+        """A file of the campaign folder, by its name in store.names."""
+        return self.path / name
+
 
     @staticmethod
     def holds_campaign(path: Path) -> bool:
@@ -52,12 +52,12 @@ class CampaignFolder:
 
     def runs(self) -> list[RunFolder]:
         """Every run folder already there, in run order (complete or cut short)."""
-        if not self.runs_path.is_dir():
+        if not self.file(names.RUNS).is_dir():
             return []
-        return [RunFolder(p) for p in sorted(self.runs_path.glob("[0-9][0-9][0-9]-*")) if p.is_dir()]
+        return [RunFolder(p) for p in sorted(self.file(names.RUNS).glob("[0-9][0-9][0-9]-*")) if p.is_dir()]
 
     def run(self, name: str) -> RunFolder:
-        return RunFolder(self.runs_path / name)
+        return RunFolder(self.file(names.RUNS) / name)
 
     def next_run(self, arm_key: str) -> RunFolder:
         """NNN-<arm key>, NNN one past the highest run folder already there (retries and resumes included)."""
@@ -65,22 +65,22 @@ class CampaignFolder:
         return self.run(run_name(max(taken, default=-1) + 1, arm_key))
 
     def plan(self) -> dict | None:
-        return json.loads(self.plan_path.read_text()) if self.plan_path.is_file() else None
+        return json.loads(self.file(names.CAMPAIGN).read_text()) if self.file(names.CAMPAIGN).is_file() else None
 
     def write_plan(self, doc: Mapping) -> None:
-        self.plan_path.write_text(json.dumps(doc, indent=2, sort_keys=True))
+        self.file(names.CAMPAIGN).write_text(json.dumps(doc, indent=2, sort_keys=True))
 
     def summary(self) -> dict:
-        if not self.summary_path.is_file():
+        if not self.file(names.SUMMARY).is_file():
             raise InputError(f"{self.path} has no {names.SUMMARY}: not a campaign folder, or it was interrupted "
                              f"(resume it with the same `cma-harness ab ... --out {self.path}`)")
-        return json.loads(self.summary_path.read_text())
+        return json.loads(self.file(names.SUMMARY).read_text())
 
     def write_summary(self, summary: Mapping) -> None:
-        self.summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        self.file(names.SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True))
 
     def decision_writer(self) -> JsonlWriter:
-        return JsonlWriter(self.decisions_path)
+        return JsonlWriter(self.file(names.DECISIONS))
 
 
 def run_folders(path: Path) -> list[RunFolder]:

@@ -28,21 +28,9 @@ class RunFolder:
         return self.path.name
 
     def file(self, name: str) -> Path:
+        """A file of the run folder, by its name in store.names (e.g. run.file(names.CONSOLE))."""
         return self.path / name
 
-    scenario_path = property(lambda self: self.path / names.SCENARIO)
-    summary_path = property(lambda self: self.path / names.SUMMARY)
-    loops_path = property(lambda self: self.path / names.LOOPS)
-    console_path = property(lambda self: self.path / names.CONSOLE)
-    trace_path = property(lambda self: self.path / names.TRACE)
-    trace_stream_path = property(lambda self: self.path / names.TRACE_STREAM)
-    trace_stats_path = property(lambda self: self.path / names.TRACE_STATS)
-    busy_traces_path = property(lambda self: self.path / names.BUSY_TRACES)
-    kernel_config_path = property(lambda self: self.path / names.KERNEL_CONFIG)
-    module_source_path = property(lambda self: self.path / names.MODULE_SOURCE)
-    qemu_cmdline_path = property(lambda self: self.path / names.QEMU_CMDLINE)
-    hang_state_path = property(lambda self: self.path / names.HANG_STATE)
-    images_path = property(lambda self: self.path / names.IMAGES)
 
     @staticmethod
     def holds_run(path: Path) -> bool:
@@ -52,36 +40,36 @@ class RunFolder:
     # -- readers ---------------------------------------------------------------------------
     def summary(self) -> dict | None:
         """summary.json, or None when the run never wrote one (killed, or never started)."""
-        if not self.summary_path.is_file():
+        if not self.file(names.SUMMARY).is_file():
             return None
         try:
-            return json.loads(self.summary_path.read_text())
+            return json.loads(self.file(names.SUMMARY).read_text())
         except json.JSONDecodeError as e:
-            raise InputError(f"{self.summary_path} is empty or torn (the run could not finish writing it; a full "
+            raise InputError(f"{self.file(names.SUMMARY)} is empty or torn (the run could not finish writing it; a full "
                              f"disk?): {e}") from e
 
     def records(self) -> list[dict]:
         """Every loop record, in the order the console delivered them (none if there is no loops.jsonl)."""
-        return list(read_jsonl(self.loops_path)) if self.loops_path.is_file() else []
+        return list(read_jsonl(self.file(names.LOOPS))) if self.file(names.LOOPS).is_file() else []
 
     def iter_records(self) -> Iterator[dict]:
-        return read_jsonl(self.loops_path)
+        return read_jsonl(self.file(names.LOOPS))
 
     def console_lines(self) -> list[str]:
-        return read_lines(self.console_path) if self.console_path.is_file() else []
+        return read_lines(self.file(names.CONSOLE)) if self.file(names.CONSOLE).is_file() else []
 
     def trace_lines(self) -> list[str] | None:
         """The trace's lines, or None when the run has no trace."""
-        return read_lines(self.trace_path) if self.trace_path.is_file() else None
+        return read_lines(self.file(names.TRACE)) if self.file(names.TRACE).is_file() else None
 
     def trace_stats_text(self) -> str:
-        return self.trace_stats_path.read_text() if self.trace_stats_path.is_file() else ""
+        return self.file(names.TRACE_STATS).read_text() if self.file(names.TRACE_STATS).is_file() else ""
 
     def busy_traces(self) -> list[dict]:
-        return list(read_jsonl(self.busy_traces_path)) if self.busy_traces_path.is_file() else []
+        return list(read_jsonl(self.file(names.BUSY_TRACES))) if self.file(names.BUSY_TRACES).is_file() else []
 
     def kernel_config_text(self) -> str | None:
-        return self.kernel_config_path.read_text() if self.kernel_config_path.is_file() else None
+        return self.file(names.KERNEL_CONFIG).read_text() if self.file(names.KERNEL_CONFIG).is_file() else None
 
     def area(self) -> dict | None:
         """The CMA area as the module printed it on the console (name, base, size), or None."""
@@ -93,7 +81,7 @@ class RunFolder:
         summary = self.summary() if summary is None else summary
         if summary and summary.get("variant"):
             return summary["variant"]
-        first = next(read_jsonl(self.loops_path), {}) if self.loops_path.is_file() else {}
+        first = next(read_jsonl(self.file(names.LOOPS)), {}) if self.file(names.LOOPS).is_file() else {}
         return first.get("variant", "kernel")
 
     def saved_state(self) -> str:
@@ -112,12 +100,12 @@ class RunFolder:
         return self
 
     def write_summary(self, summary: Mapping) -> None:
-        self.summary_path.write_text(json.dumps(summary, indent=2, sort_keys=True))
+        self.file(names.SUMMARY).write_text(json.dumps(summary, indent=2, sort_keys=True))
 
     def loop_writer(self) -> JsonlWriter:
-        return JsonlWriter(self.loops_path)
+        return JsonlWriter(self.file(names.LOOPS))
 
     def write_busy_traces(self, rows: Iterable[Mapping]) -> None:
-        with JsonlWriter(self.busy_traces_path) as out:
+        with JsonlWriter(self.file(names.BUSY_TRACES)) as out:
             for row in rows:
                 out.write(row)

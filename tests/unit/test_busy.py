@@ -1,20 +1,18 @@
 """Busy traces: failed chunks joined to their cma_alloc() calls, what refused inside them, and the page."""
 
-from pathlib import Path
 
 from harness.parsers import busy
 from harness.parsers import kmsg
 from harness.parsers import ftrace
 from harness.parsers.dump_page import parse_page_dumps
+from tests.conftest import FIXTURES, fixture_lines
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 AREA = "cma-harness-area"
 SEED_PATH = ("try_to_free_buffers", "filemap_release_folio", "migrate_pages_batch", "migrate_pages",
              "__alloc_contig_migrate_range", "alloc_contig_range", "cma_alloc")
 
 
-def _lines(name):
-    return (FIXTURES / name).read_text(errors="replace").splitlines()
+_lines = fixture_lines
 
 
 def _join(loop):

@@ -8,6 +8,7 @@ import pytest
 from harness.orchestrate import campaign
 from harness.spec import config
 from harness.orchestrate.campaign import Plan, run_length, time_left
+from harness.store import names
 from harness.store.campaign_folder import CampaignFolder
 from harness.store.jsonl import JsonlWriter, read_jsonl
 from harness.orchestrate.run import RunState, RunSummary
@@ -25,7 +26,7 @@ def test_run_names_count_past_every_folder_already_there(tmp_path):
     camp = CampaignFolder(tmp_path)
     assert camp.next_run("stock").name == "000-stock"
     for name in ("000-stock", "001-stock", "002-reintroduce-2012"):
-        (camp.runs_path / name).mkdir(parents=True)
+        (camp.file(names.RUNS) / name).mkdir(parents=True)
     assert camp.next_run("stock#B").name == "003-stock#B"
 
 

@@ -3,7 +3,6 @@ breaks, a record the noise missed is parsed exactly, a record it hit is dropped 
 
 import io
 import random
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,9 @@ from harness.parsers import kmsg
 from harness.boards.console_tee import ConsoleTee
 
 from .records import record_line
+from tests.conftest import FIXTURES
 
-FIXTURE = Path(__file__).parent.parent / "fixtures" / "console-stock-idle-3loops.log"
+FIXTURE = FIXTURES / "console-stock-idle-3loops.log"
 
 
 def _stream(rng: random.Random, loops: int) -> tuple[bytes, bytes, set[int]]:

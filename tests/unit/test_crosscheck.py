@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import yaml
@@ -16,8 +15,8 @@ from harness import cli
 from harness.core.errors import InputError
 from harness.store.run_folder import RunFolder
 from harness.orchestrate.run import RunState, RunSummary
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 BASE, MIB = 0x48800000, 1 << 20
 AREA = {"name": "cma-harness-area", "base": BASE, "size": 4 * MIB}
 CALLS_FAILED = {".": 0, "T": 1, "L": 2, "P": 3, "F": 1}      # as the module's attribute_failure() counts

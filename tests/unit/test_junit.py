@@ -3,15 +3,14 @@ right cases marked failed or errored."""
 
 import json
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 from harness.present import junit
 from harness.present import report
 
 from .test_kernel_reports import OOPS
 from .test_report import _run_folder
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def _cases(text: str) -> dict[str, ET.Element]:

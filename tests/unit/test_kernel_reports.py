@@ -1,6 +1,7 @@
 """Whole kernel reports: from the first line (or its cut-here banner) to the end marker."""
 
 from harness.parsers import kmsg
+from tests.conftest import fixture_lines
 
 OOPS = """\
 [   30.100000] cma_harness: injecting fault=oops at loop=2
@@ -77,11 +78,9 @@ def test_a_report_without_end_is_bounded():
 
 
 # Real captures: `module.fault` oops / panic / warn at loop 2 on stock 6.1, 4 loops, idle area.
-FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures"
 
 
-def _capture(name):
-    return (FIXTURES / name).read_text(errors="replace").splitlines()
+_capture = fixture_lines
 
 
 def test_real_oops_capture_is_one_whole_fatal_report():

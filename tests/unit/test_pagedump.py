@@ -1,10 +1,9 @@
 """dump_page() blocks: the kernel's format (mm/debug.c, fs/inode.c dump_mapping), and recorded real dumps."""
 
-from pathlib import Path
 
 from harness.parsers import dump_page
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def test_format_from_mm_debug_c_with_a_line_of_another_cpu_inside():

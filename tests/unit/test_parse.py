@@ -1,10 +1,9 @@
 """Parsers on recorded real console output, and on the kernel's other formats."""
 
-from pathlib import Path
 
 from harness.parsers import kmsg
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def _events(name):

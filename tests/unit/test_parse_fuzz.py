@@ -10,6 +10,7 @@ from harness.guest import snippets
 from harness.parsers import kmsg
 
 from .records import record_line
+from tests.conftest import FIXTURES
 
 FAST = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # Text that looks like console output: printable, the record's own vocabulary, and control bytes.
@@ -96,10 +97,9 @@ def test_trace_page_dump_and_capture_parsers_never_raise(lines):
     ftrace.ring_stats("\n".join(lines))
 
 
-_FIXTURES = __import__("pathlib").Path(__file__).parent.parent / "fixtures"
 REAL_LINES = [l for name in ("trace-stock-loop10.txt", "console-reintroduce-2012-loop6.log",
                              "console-stock-fault-oops.log")
-              for l in (_FIXTURES / name).read_text(errors="replace").splitlines() if l.strip()]
+              for l in (FIXTURES / name).read_text(errors="replace").splitlines() if l.strip()]
 
 
 @FAST

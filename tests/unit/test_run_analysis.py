@@ -2,7 +2,6 @@
 
 import json
 import shutil
-from pathlib import Path
 
 from harness.store.run_folder import RunFolder
 from harness.spec import config
@@ -10,8 +9,8 @@ from harness.orchestrate import run
 from harness import cli
 from harness.present import text
 from harness.orchestrate.run import RunState, RunSummary
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 AREA = "cma-harness-area"
 
 

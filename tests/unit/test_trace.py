@@ -1,11 +1,10 @@
 """ftrace text parser: the kernel's own formats (kernel/trace/trace_output.c), and recorded real traces."""
 
 from collections import Counter
-from pathlib import Path
 
 from harness.parsers import ftrace
+from tests.conftest import FIXTURES
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 def test_formats_from_trace_output_c():
