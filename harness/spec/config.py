@@ -133,6 +133,8 @@ def load(path: Path | str | None = None) -> Scenario:
             data = yaml.safe_load(f) or {}
     except yaml.YAMLError as e:
         raise InputError(f"{path}: not valid YAML: {e}") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start}); a scenario is a YAML text file") from None
     return from_dict(data, source=str(path))
 
 

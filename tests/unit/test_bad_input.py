@@ -123,3 +123,10 @@ def test_parse_of_a_folder(tmp_path, capsys):
 def test_report_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == cli.EXIT_INPUT
     assert "has no summary.json: not a run folder" in capsys.readouterr().err
+
+
+def test_a_scenario_that_is_not_utf8_text_is_named(tmp_path):
+    bad = tmp_path / "scenario.yaml"
+    bad.write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(InputError, match=r"scenario.yaml: not UTF-8 text \(byte 6\)"):
+        config.load(bad)
