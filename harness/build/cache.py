@@ -11,14 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-
-def cache_root() -> Path:
-    """$CMA_HARNESS_CACHE, else $XDG_CACHE_HOME/cma-harness, else ~/.cache/cma-harness."""
-    explicit = os.environ.get("CMA_HARNESS_CACHE")
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "cma-harness"
+from harness.core.paths import cache_root  # noqa: F401  (the cache's root; here for its callers)
 
 
 def digest(parts: dict) -> str:

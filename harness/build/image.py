@@ -6,6 +6,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import jinja2
 
@@ -29,7 +30,7 @@ class GuestImages:
     dtb: Path
 
 
-def initramfs_list(module_ko: Path, busybox: Path) -> str:
+def initramfs_list(module_ko: Path, busybox: Path, extra: Sequence[str] = ()) -> str:
     """The kernel's gen_init_cpio list format: device nodes and owners without needing root on the host."""
     dirs = ["/dev", "/bin", "/sbin", "/proc", "/sys", "/tmp", "/mnt", "/root", "/lib", "/lib/modules",
             "/usr", "/usr/bin", "/usr/sbin", "/usr/share", "/usr/share/cma-harness"]
@@ -42,16 +43,17 @@ def initramfs_list(module_ko: Path, busybox: Path) -> str:
         f"file /init {GUEST_DIR / 'init'} 0755 0 0",
         f"file {GUEST_WORKLOAD} {GUEST_DIR / 'workload.sh'} 0755 0 0",
         f"file {GUEST_MODULE_PATH} {module_ko} 0644 0 0",
+        *extra,                 # a board's own additions (the SSH test bed's server and keys)
     ]
     return "\n".join(lines) + "\n"
 
 
-def make_initramfs(kernel: KernelBuild, module_ko: Path, out: Path) -> Path:
+def make_initramfs(kernel: KernelBuild, module_ko: Path, out: Path, extra: Sequence[str] = ()) -> Path:
     busybox = busybox_path()
     if not busybox.exists():
         raise InfraError(f"armhf busybox not found at {busybox}; run `cma-harness doctor` for the install command")
     listing = out.with_suffix(".list")
-    listing.write_text(initramfs_list(module_ko, busybox))
+    listing.write_text(initramfs_list(module_ko, busybox, extra))
     with open(out, "wb") as f:
         data = proc.capture_bytes([kernel.gen_init_cpio, listing])
         f.write(data)
@@ -93,19 +95,26 @@ def make_dtb(machine: QemuHardware, area: AreaSpec, out: Path, log_path: Path | 
     base = out.with_name(out.stem + "-base.dtb")
     proc.run([tools["qemu"], *machine.hardware_args(), "-machine", f"dumpdtb={base}", "-display", "none"],
              log_path=log_path)
-    dts = proc.capture([tools["dtc"], "-q", "-I", "dtb", "-O", "dts", base])
+    return add_area(base, area, out, log_path)
+
+
+def add_area(base_dtb: Path, area: AreaSpec, out: Path, log_path: Path | None = None) -> Path:
+    """A copy of a device tree blob with the reserved-memory node and the test device added (the same
+    edit for QEMU's DTB and a board's own); out.dts keeps the source dtc compiled."""
+    dtc = require("dtc")["dtc"]
+    dts = proc.capture([dtc, "-q", "-I", "dtb", "-O", "dts", base_dtb])
     source = out.with_suffix(".dts")
     source.write_text(dts + "\n" + render_dt_fragment(area))
-    proc.run([tools["dtc"], "-q", "-I", "dts", "-O", "dtb", "-o", out, source], log_path=log_path)
+    proc.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", out, source], log_path=log_path)
     return out
 
 
 def make_all(kernel: KernelBuild, module_ko: Path, machine: QemuHardware, area: AreaSpec,
-             workload: WorkloadSpec, folder: Path) -> GuestImages:
+             workload: WorkloadSpec, folder: Path, initramfs_extra: Sequence[str] = ()) -> GuestImages:
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "images.log"
     return GuestImages(
-        initramfs=make_initramfs(kernel, module_ko, folder / "initramfs.cpio"),
+        initramfs=make_initramfs(kernel, module_ko, folder / "initramfs.cpio", initramfs_extra),
         disk=make_disk(workload, folder / "disk.img", log_path),
         dtb=make_dtb(machine, area, folder / "board.dtb", log_path),
     )

@@ -163,6 +163,21 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
         return KernelBuild(key, store.path(key) / "tree")
 
 
+def external(tree: Path) -> KernelBuild:
+    """A kernel build tree the user names (a board file's `kernel.tree`: the kernel the board runs); the
+    module is built against it. Its key covers the tree's place, .config, Module.symvers and release."""
+    tree = tree.expanduser().resolve()
+    missing = [n for n in (".config", "include/config/kernel.release", "Module.symvers") if not (tree / n).is_file()]
+    if missing:
+        raise InputError(f"kernel build tree {tree} lacks {', '.join(missing)}: run `make ARCH=arm "
+                         f"CROSS_COMPILE={CROSS_COMPILE} modules_prepare` there (Module.symvers comes from a full "
+                         f"`make modules`), or name the tree the board's kernel was built in")
+    key = cache.digest({"external_tree": str(tree), "config": (tree / ".config").read_text(errors="replace"),
+                        "symvers": cache.file_sha256(tree / "Module.symvers"),
+                        "release": (tree / "include/config/kernel.release").read_text().strip()})
+    return KernelBuild(key, tree)
+
+
 def _unpack(src: Path, tree: Path, log_path: Path, progress) -> None:
     progress(f"unpacking {src}")
     tree.mkdir()

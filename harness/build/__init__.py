@@ -1,0 +1,1 @@
+"""Stage 5, what a boot needs: host toolchain, the content-addressed cache, the kernel and module builds, the guest images."""

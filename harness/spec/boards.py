@@ -1,0 +1,246 @@
+"""Board files (images/boards/*.yaml): which board a run goes to and how it is reached, as validated data.
+
+A board file is validated like a scenario: an unknown key, a wrong type or an out-of-range value is an
+error that names the file, the key and what is allowed; an unknown board lists the shipped ones; a
+template whose fields still say FILL-ME is refused with every such field named.
+
+Kinds (`kind`):
+- `qemu`: today's QEMU guest (console on QEMU's stdio, commands over a virtio serial port).
+- `qemu-ssh`: the same QEMU guest reached only as a lab's board is: commands, files and /dev/kmsg over
+  SSH (a 127.0.0.1 host forward), the kernel console through ser2net (rfc2217 on 127.0.0.1).
+- `ssh`: a physical board over SSH, with an optional serial console (a tty, rfc2217:// or socket://).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.core.errors import InputError
+from harness.spec.config import PROJECT_ROOT, KernelSpec, _build, _choice, _range
+
+BOARDS_DIR = PROJECT_ROOT / "images" / "boards"
+DEFAULT_BOARD = BOARDS_DIR / "qemu.yaml"
+FILL_ME = "FILL-ME"
+KINDS = ("qemu", "qemu-ssh", "ssh")
+LOOPBACK = "127.0.0.1"
+
+
+@dataclass(frozen=True)
+class SshSpec:
+    host: str = ""
+    # 0: a free port picked at run time (the qemu-ssh test bed's host forward); a board's sshd port else.
+    port: int = field(default=22, metadata=_range(0, 65535))
+    user: str = "root"
+    key_file: str = ""              # the client's private key (OpenSSH format)
+    known_hosts: str = ""           # the pinned host keys: the board's key must be in it
+    # Look the host key up under this name instead of `host`/`[host]:port` (OpenSSH's HostKeyAlias): for
+    # a board whose address or port changes, such as the test bed's forward on a port picked per run.
+    host_key_alias: str | None = None
+    connect_timeout_s: int = field(default=10, metadata=_range(1, 600))
+    banner_timeout_s: int = field(default=15, metadata=_range(1, 600))
+    auth_timeout_s: int = field(default=15, metadata=_range(1, 600))
+    # An SSH keepalive this often; the connection is given up after `keepalive_count_max` unanswered.
+    keepalive_s: int = field(default=5, metadata=_range(1, 600))
+    keepalive_count_max: int = field(default=3, metadata=_range(1, 100))
+    workdir: str = "/tmp/cma-harness"   # where the module and the workload script are copied
+
+
+@dataclass(frozen=True)
+class SerialSpec:
+    # A local tty (/dev/ttyUSB0), or a TCP port as ser2net serves it: rfc2217://host:port, socket://host:port.
+    # Port 0 on the qemu-ssh test bed: picked at run time for the ser2net it starts.
+    url: str = ""
+    baud: int = field(default=115200, metadata={"choices_int": (9600, 19200, 38400, 57600, 115200, 230400,
+                                                                460800, 921600, 1500000, 3000000)})
+
+
+@dataclass(frozen=True)
+class BoardKernel:
+    # Config fragments (kernel-configs/<name>.config) added after the scenario's own, for every variant.
+    fragments: tuple[str, ...] = ()
+    # The build tree of the kernel the board runs (its .config, Module.symvers, `make modules_prepare`
+    # done): the module is built against it instead of a kernel the harness builds.
+    tree: str | None = None
+
+
+@dataclass(frozen=True)
+class BoardDisk:
+    device: str = "/dev/vda"        # the block device that holds the workload's ext4
+    # attached: the test bed's QEMU attaches the harness's fresh image as the device; write-image: the
+    # harness writes its fresh image onto the device over SSH before each run (its contents are lost).
+    provision: str = field(default="attached", metadata=_choice("attached", "write-image"))
+
+
+@dataclass(frozen=True)
+class BoardArea:
+    # The dedicated area: the harness's reserved-memory node and test device (images/dt/cma-area.dtsi.j2)
+    # in the board's device tree. A CMA area cannot be added at run time: the board must boot with it.
+    method: str = field(default="dedicated", metadata=_choice("dedicated"))
+    # The board's own DTB: `cma-harness build --board FILE` writes a copy with the area added, to boot with.
+    board_dtb: str | None = None
+
+
+@dataclass(frozen=True)
+class BoardFile:
+    name: str = "qemu"
+    kind: str = field(default="qemu", metadata=_choice(*KINDS))
+    description: str = ""
+    ssh: SshSpec | None = None
+    serial: SerialSpec | None = None
+    kernel: BoardKernel = BoardKernel()
+    disk: BoardDisk = BoardDisk()
+    area: BoardArea = BoardArea()
+    source: str = "<default>"       # the file it came from (not a YAML key)
+
+    @property
+    def over_ssh(self) -> bool:
+        return self.kind in ("qemu-ssh", "ssh")
+
+    def kernel_spec(self, spec: KernelSpec) -> KernelSpec:
+        """The scenario's kernel for this board: its fragments, then the board's."""
+        extra = tuple(f for f in self.kernel.fragments if f not in spec.fragments)
+        return dataclasses.replace(spec, fragments=(*spec.fragments, *extra)) if extra else spec
+
+    def as_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"ssh": SshSpec, "serial": SerialSpec, "kernel": BoardKernel, "disk": BoardDisk, "area": BoardArea}
+TOP_KEYS = ("name", "kind", "description", *SECTIONS)
+PATH_KEYS = {"ssh": ("key_file", "known_hosts"), "kernel": ("tree",), "area": ("board_dtb",)}
+
+
+def shipped() -> list[str]:
+    return sorted(p.stem for p in BOARDS_DIR.glob("*.yaml"))
+
+
+def load(path: Path | str | None = None) -> BoardFile:
+    """A board file (None: images/boards/qemu.yaml); a bare name is looked up in images/boards/."""
+    if path is None:
+        path = DEFAULT_BOARD
+    path = Path(path)
+    if not path.exists() and "/" not in str(path) and (BOARDS_DIR / f"{path.name}.yaml").exists():
+        path = BOARDS_DIR / f"{path.name}.yaml"
+    if not path.is_file():
+        raise InputError(f"board file {path} does not exist; pass a board YAML file, or one of the shipped boards: "
+                         f"{', '.join(shipped())} (images/boards/<name>.yaml)")
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except yaml.YAMLError as e:
+        raise InputError(f"{path}: not valid YAML: {e}") from e
+    return from_dict(data, source=str(path), base=path.parent)
+
+
+def from_dict(data: Any, source: str = "<dict>", base: Path | None = None, cache: Path | None = None) -> BoardFile:
+    if not isinstance(data, dict):
+        raise InputError(f"{source}: a board file is a mapping of {', '.join(TOP_KEYS)}")
+    unfilled = fill_me_keys(data)
+    if unfilled:
+        raise InputError(f"{source} is a template: fill in {', '.join(f'`{k}`' for k in unfilled)} "
+                         f"(each still says {FILL_ME}); the comments beside them say what goes there")
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise InputError(f"{source}: unknown key `{unknown[0]}`; allowed keys here: {', '.join(TOP_KEYS)}")
+    top = _build(BoardFile, {k: data[k] for k in ("name", "kind", "description") if k in data}, source, "")
+    sections = {}
+    for key, cls in SECTIONS.items():
+        if data.get(key) is not None:
+            raw = _expand_paths(key, data[key], base or Path.cwd(), cache) if isinstance(data[key], dict) else data[key]
+            sections[key] = _build(cls, raw, source, key + ".")
+    board = dataclasses.replace(top, source=source, **sections)
+    return check(board, source)
+
+
+def fill_me_keys(data: Any, prefix: str = "") -> list[str]:
+    """The dotted keys whose value (or a list item of it) is FILL-ME, in file order."""
+    found = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            found += fill_me_keys(v, f"{prefix}{k}.")
+    elif isinstance(data, list):
+        if any(fill_me_keys(v, prefix) for v in data):
+            found.append(prefix.rstrip("."))
+    elif isinstance(data, str) and FILL_ME in data:
+        found.append(prefix.rstrip("."))
+    return found
+
+
+def _expand_paths(section: str, values: dict, base: Path, cache: Path | None) -> dict:
+    """Path fields: `{cache}` is the harness's cache folder, `~` the home folder; relative paths are
+    relative to the board file's folder."""
+    out = dict(values)
+    for key in PATH_KEYS.get(section, ()):
+        v = out.get(key)
+        if isinstance(v, str) and v:
+            if "{cache}" in v:
+                from harness.core.paths import cache_root
+
+                v = v.replace("{cache}", str(cache or cache_root()))
+            p = Path(v).expanduser()
+            out[key] = str(p if p.is_absolute() else (base / p).resolve())
+    return out
+
+
+def check(b: BoardFile, source: str) -> BoardFile:
+    """Rules between fields and kinds."""
+    if b.kind == "qemu":
+        for key in ("ssh", "serial"):
+            if getattr(b, key) is not None:
+                raise InputError(f"{source}: `{key}` is not used by a `kind: qemu` board (its console and command "
+                                 f"channel are QEMU's own); use `kind: qemu-ssh` to reach the guest over SSH")
+        if b.disk.provision != "attached" or b.kernel.tree:
+            raise InputError(f"{source}: a `kind: qemu` board takes neither `disk.provision: write-image` nor "
+                             f"`kernel.tree`: the harness builds its kernel and attaches its disk")
+        return b
+    if b.ssh is None:
+        raise InputError(f"{source}: a `kind: {b.kind}` board needs an `ssh` section (host, port, user, key_file, "
+                         f"known_hosts)")
+    s = b.ssh
+    for key in ("host", "user", "key_file", "known_hosts"):
+        if not getattr(s, key):
+            raise InputError(f"{source}: `ssh.{key}` is empty; a `kind: {b.kind}` board needs it")
+    if b.kind == "qemu-ssh":
+        if s.host != LOOPBACK:
+            raise InputError(f"{source}: `ssh.host` = {s.host!r}: the qemu-ssh test bed forwards its SSH port on "
+                             f"{LOOPBACK} only; allowed: {LOOPBACK}")
+        if b.serial is not None and not _loopback_url(b.serial.url):
+            raise InputError(f"{source}: `serial.url` = {b.serial.url!r}: the test bed's ser2net listens on "
+                             f"{LOOPBACK} only; allowed: rfc2217://{LOOPBACK}:PORT or socket://{LOOPBACK}:PORT "
+                             f"(0: a port picked at run time)")
+        if b.disk.provision != "attached" or b.kernel.tree:
+            raise InputError(f"{source}: the qemu-ssh test bed attaches the harness's disk and boots the harness's "
+                             f"kernel: `disk.provision` must be attached and `kernel.tree` unset")
+        return b
+    if s.port == 0:
+        raise InputError(f"{source}: `ssh.port` = 0 picks a port only on the qemu-ssh test bed; give the board's "
+                         f"SSH port (allowed: 1 to 65535)")
+    for key in ("key_file", "known_hosts"):
+        if not Path(getattr(s, key)).is_file():
+            raise InputError(f"{source}: `ssh.{key}` = {getattr(s, key)} does not exist"
+                             + ("; pin the board's key first (README: Boards)" if key == "known_hosts" else ""))
+    if b.serial is not None:
+        serial_url_problem(b.serial.url, source)
+    if b.kernel.tree and not (Path(b.kernel.tree) / ".config").is_file():
+        raise InputError(f"{source}: `kernel.tree` = {b.kernel.tree} has no .config: name the build tree of the "
+                         f"kernel the board runs (after `make modules_prepare`)")
+    return b
+
+
+def _loopback_url(url: str) -> bool:
+    return any(url.startswith(f"{scheme}://{LOOPBACK}:") for scheme in ("rfc2217", "socket"))
+
+
+def serial_url_problem(url: str, source: str) -> None:
+    if url.startswith("/dev/"):
+        return
+    scheme, sep, rest = url.partition("://")
+    host, _, port = rest.rpartition(":")
+    if not sep or scheme not in ("rfc2217", "socket") or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{source}: `serial.url` = {url!r} is not a serial port; allowed: a tty (/dev/ttyUSB0), "
+                         f"rfc2217://HOST:PORT or socket://HOST:PORT (as ser2net serves it)")
