@@ -11,8 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
+from harness import cli_patches
 from harness.parsers import capture
-from harness.spec import config
+from harness.spec import boards, config
 from harness.judging import crosscheck
 from harness.build import kernel
 from harness.model import simulation
@@ -44,9 +45,20 @@ def cmd_doctor(args) -> int:
 
 def cmd_build(args) -> int:
     scn = config.load(args.scenario)
-    spec = scn.variant(args.variant) if args.variant else scn.kernel
-    kb = kernel.build(spec, progress=_progress)
-    print(json.dumps({"key": kb.key, "zimage": str(kb.zimage), "tree": str(kb.tree), "release": kb.release}))
+    board = boards.load(args.board)
+    spec = board.kernel_spec(scn.variant(args.variant) if args.variant else scn.kernel)
+    if board.kernel.tree:
+        kb = kernel.external(Path(board.kernel.tree))
+    else:
+        kb = kernel.build(spec, progress=_progress)
+    out = {"key": kb.key, "zimage": str(kb.zimage), "tree": str(kb.tree), "release": kb.release}
+    if board.area.board_dtb:
+        from harness.build import image
+
+        dtb = Path("runs") / f"{board.name}-cma-area.dtb"
+        dtb.parent.mkdir(parents=True, exist_ok=True)
+        out["dtb"] = str(image.add_area(Path(board.area.board_dtb), scn.area, dtb))
+    print(json.dumps(out))
     return EXIT_OK
 
 
@@ -54,13 +66,14 @@ def cmd_run(args) -> int:
     from harness.orchestrate.run import RunState, run_variant
 
     scn = config.load(args.scenario)
+    board = boards.load(args.board)
     if args.loops is not None:
         scn = config.with_overrides(scn, "module", origin="--loops", loops=args.loops)
     spec = scn.variant(args.variant) if args.variant else scn.kernel
     name = args.variant or "kernel"
     folder = args.out or _run_folder(None, f"{scn.name}-{name}")
     try:
-        s = run_variant(scn, name, spec, folder, progress=_progress)
+        s = run_variant(scn, name, spec, folder, progress=_progress, board=board)
     except KeyboardInterrupt:
         _report(folder)         # the loops measured so far, and why the run stopped
         raise
@@ -73,23 +86,29 @@ def cmd_run(args) -> int:
 
 
 def cmd_ab(args) -> int:
+    from harness.orchestrate import arms as arms_mod
     from harness.orchestrate.campaign import Plan, run_ab
 
     scn = config.load(args.scenario)
+    board = boards.load(args.board)
     if args.no_attribution:
         scn = config.with_overrides(scn, "module", attribution=False)
-    plan = Plan(args.baseline, args.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha,
+    arms = arms_mod.prepare(scn, cli_patches.request(args), _progress)   # --patch/--tree/refs; patches tried
+    plan = Plan(arms.baseline, arms.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha,
                 infra_retries=args.infra_retries)
-    folder = args.out or _run_folder(None, f"ab-{args.baseline}-vs-{args.patched}")
+    folder = args.out or _run_folder(None, f"ab-{arms.baseline}-vs-{arms.patched}")
     try:
-        result = run_ab(scn, plan, folder, progress=_progress, expect=args.expect)
+        result = run_ab(arms.scenario, plan, folder, progress=_progress, expect=args.expect, board=board)
     except KeyboardInterrupt:
         print(f"cma-harness: to resume, run the same command with --out {folder}", file=sys.stderr)
         raise
     page = _report(folder)
     print(text.campaign_text(result, folder))
+    print("\n".join(cli_patches.source_lines(arms, folder)))
     if page:
         print(f"report: {page}")
+    if args.git_bisect:
+        return cli_patches.git_bisect_exit(result["verdict"], args.git_bisect)
     return EXIT_OK if result["verdict"] == args.expect else EXIT_FOUND
 
 
@@ -193,7 +212,7 @@ def cmd_build_key(args) -> int:
     from harness.build import cache
 
     scn = config.load(args.scenario)
-    spec = scn.variant(args.variant) if args.variant else scn.kernel
+    spec = boards.load(args.board).kernel_spec(scn.variant(args.variant) if args.variant else scn.kernel)
     print(cache.digest(kernel.inputs(spec)))
     return EXIT_OK
 
@@ -211,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="a kernel variant named under `variants:` in the scenario")
     p.add_argument("--print-key", dest="func", action="store_const", const=cmd_build_key,
                    help="print the kernel's cache key and exit, building nothing")
+    _board_option(p)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("run", help="run the scenario's loop once on one kernel; write a run folder")
@@ -218,12 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", help="a kernel variant named under `variants:` (default: the scenario's kernel)")
     p.add_argument("--loops", type=int, help="override module.loops")
     p.add_argument("--out", type=Path, help="run folder (default: runs/<time>-<scenario>-<variant>)")
+    _board_option(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("ab", help="A/B campaign: does the patched kernel fix the failure? (default: the 2012 demo)")
     p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
-    p.add_argument("--baseline", default="reintroduce-2012", help="variant expected to fail (default: reintroduce-2012)")
-    p.add_argument("--patched", default="stock", help="variant under test (default: stock)")
+    p.add_argument("--baseline", help="variant expected to fail (default: reintroduce-2012; with --patch or "
+                   "refs: the scenario's kernel)")
+    p.add_argument("--patched", help="variant under test (default: stock; with --patch: the baseline + the patches)")
+    cli_patches.add_source_options(p)
+    p.add_argument("--git-bisect", metavar="VERDICT", choices=list(cli_patches.bisect.LOOKING_FOR),
+                   help="exit codes for `git bisect run`: 1 (new) when the verdict is VERDICT, 0 (old) for another "
+                        "verdict, 125 (skip) when there is none to go by or the build or QEMU failed, 128 (abort) on "
+                        "bad input")
     p.add_argument("--loops-per-run", type=int, default=100, help="loops per guest boot (default 100)")
     p.add_argument("--budget", type=int, default=600, help="loops per variant at most (default 600)")
     p.add_argument("--alpha", type=float, default=0.001, help="false-verdict rate of the whole campaign (default 0.001)")
@@ -233,11 +260,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--infra-retries", type=int, default=2,
                    help="boots retried after an infrastructure failure with no loop measured (default 2)")
     p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")
+    _board_option(p)
     p.set_defaults(func=cmd_ab)
 
     p = sub.add_parser("report", help="(re)write report.html, report.json and failures.png of run or campaign folders")
     p.add_argument("folders", nargs="+", type=Path)
     p.set_defaults(func=cmd_report)
+
+    cli_patches.add_bisect_parser(sub, _board_option)
 
     p = sub.add_parser("check", help="re-run the reference model's cross-checks on saved run or campaign folders")
     p.add_argument("folders", nargs="+", type=Path)
@@ -277,6 +307,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _board_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--board", metavar="FILE", help="board file (images/boards/*.yaml, or a shipped board's name: "
+                   f"{', '.join(boards.shipped())}; default: qemu)")
+
+
 def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
@@ -295,7 +330,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except HarnessError as e:
         print(f"cma-harness: error: {e}", file=sys.stderr)
-        return e.exit_code
+        return cli_patches.git_bisect_error(e) if getattr(args, "git_bisect", None) else e.exit_code
     except OSError as e:
         err = from_os_error(e)
         print(f"cma-harness: error: {err}", file=sys.stderr)

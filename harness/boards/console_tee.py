@@ -14,13 +14,16 @@ _EOF = object()
 
 
 class ConsoleTee:
-    def __init__(self, read: Callable[[float], bytes | None], log: BinaryIO):
-        """read(timeout) returns bytes, b"" when nothing came in time, or None at end of stream."""
+    def __init__(self, read: Callable[[float], bytes | None], log: BinaryIO,
+                 keep: Callable[[str], str | None] | None = None, name: str = "console-tee"):
+        """read(timeout) returns bytes, b"" when nothing came in time, or None at end of stream.
+        keep(line), when given, sees every line in order and returns what to queue (None: nothing)."""
         self._read = read
         self._log = log
+        self._keep = keep
         self._lines: queue.Queue = queue.Queue()
         self._tail: list[str] = []
-        self._thread = threading.Thread(target=self._pump, name="console-tee", daemon=True)
+        self._thread = threading.Thread(target=self._pump, name=name, daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
@@ -44,6 +47,8 @@ class ConsoleTee:
     def _put(self, raw: bytes) -> None:
         line = raw.rstrip(b"\r").decode("utf-8", "replace")
         self._tail = (self._tail + [line])[-40:]
+        if self._keep is not None and (line := self._keep(line)) is None:
+            return
         self._lines.put(line)
 
     def lines(self, tick: float = 1.0) -> Iterator[str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,10 +84,21 @@ def populate_tree(top: Path, files: int, per_dir: int = 100) -> None:
         (d / f"f{i % per_dir:03d}").write_text(f"{i}\n")
 
 
-def render_dt_fragment(area: AreaSpec) -> str:
+def render_dt_fragment(area: AreaSpec, address_cells: int = 2, size_cells: int = 2) -> str:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     return env.from_string(DT_FRAGMENT.read_text()).render(
-        size=area.size_mib * 1024 * 1024, alignment=area.alignment_mib * 1024 * 1024)
+        size=area.size_mib * 1024 * 1024, alignment=area.alignment_mib * 1024 * 1024,
+        address_cells=address_cells, size_cells=size_cells)
+
+
+ROOT_CELLS = re.compile(r"^\t#(address|size)-cells = <(0x[0-9a-f]+|\d+)>;", re.M)
+
+
+def root_cells(dts: str) -> tuple[int, int]:
+    """The root node's #address-cells and #size-cells in dtc's dts output (its one-tab properties);
+    the devicetree spec's defaults, 2 and 1, when absent."""
+    found = {kind: int(value, 0) for kind, value in reversed(ROOT_CELLS.findall(dts))}
+    return found.get("address", 2), found.get("size", 1)
 
 
 def make_dtb(machine: QemuHardware, area: AreaSpec, out: Path, log_path: Path | None = None) -> Path:
@@ -104,7 +116,7 @@ def add_area(base_dtb: Path, area: AreaSpec, out: Path, log_path: Path | None = 
     dtc = require("dtc")["dtc"]
     dts = proc.capture([dtc, "-q", "-I", "dtb", "-O", "dts", base_dtb])
     source = out.with_suffix(".dts")
-    source.write_text(dts + "\n" + render_dt_fragment(area))
+    source.write_text(dts + "\n" + render_dt_fragment(area, *root_cells(dts)))
     proc.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", out, source], log_path=log_path)
     return out
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.build import cache
+from harness.build import cache, git_tree
 from harness.core import proc
+from harness.spec import patch_files
 from harness.spec.config import PROJECT_ROOT, KernelSpec
 from harness.core.errors import InfraError, InputError
 from harness.build.toolchain import (CROSS_COMPILE, DEBIAN_KERNEL_612_TARBALL, DEBIAN_KERNEL_TARBALL,
@@ -24,6 +26,8 @@ PATCHES_DIR = CONFIGS_DIR / "patches"
 # folder ported to that kernel. A source given as a path uses the 6.1 folder.
 SOURCE_PATCHES_DIRS = {"debian": PATCHES_DIR, "debian-6.12": PATCHES_DIR / "debian-6.12"}
 MAKE_VARS = ("ARCH=arm", f"CROSS_COMPILE={CROSS_COMPILE}")
+# How every patch is applied (the build and the check before it): exactly, never twice.
+PATCH_ARGV = ("patch", "-p1", "--forward", "--batch", "--fuzz=0")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ def debian_tarball(source: str) -> Path | None:
 
 
 def source_path(spec: KernelSpec) -> Path:
+    if git_tree.is_git(spec.source):      # a commit of a git tree: its repository
+        gs = git_tree.parse(spec.source)
+        if not git_tree.exists(gs):
+            raise InputError(f"kernel source {spec.source}: no commit {gs.commit} in the git repository {gs.repo}")
+        return gs.repo
     tarball = debian_tarball(spec.source)
     path = tarball or Path(spec.source).expanduser()
     if not path.exists():
@@ -74,7 +83,8 @@ def source_path(spec: KernelSpec) -> Path:
 def source_identity(path: Path) -> str:
     """Content identity of a tarball (sha256), or of a directory (paths, sizes and mtimes of every file)."""
     if path.is_file():
-        return "tar:" + cache.file_sha256(path)
+        st = path.stat()
+        return "tar:" + _tarball_sha256(str(path), st.st_size, st.st_mtime_ns)
     entries = []
     for root, dirs, files in os.walk(path):
         dirs[:] = [d for d in dirs if d != ".git"]
@@ -82,6 +92,12 @@ def source_identity(path: Path) -> str:
             st = os.lstat(os.path.join(root, name))
             entries.append((os.path.relpath(os.path.join(root, name), path), st.st_size, st.st_mtime_ns))
     return "dir:" + cache.digest({"files": sorted(entries)})
+
+
+@functools.lru_cache(maxsize=16)
+def _tarball_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A tarball is hashed once per process (the check before the build, the build, the run's record)."""
+    return cache.file_sha256(Path(path))
 
 
 def fragment_path(name: str) -> Path:
@@ -124,16 +140,25 @@ def toolchain_identity() -> str:
     return f"{gcc} / {make}"
 
 
+def extra_patches(spec: KernelSpec) -> list[patch_files.Patch]:
+    """The developer's patches of a spec, one per mail of each file, in order."""
+    return patch_files.read(spec.extra_patches) if spec.extra_patches else []
+
+
 def inputs(spec: KernelSpec) -> dict:
     src = source_path(spec)
-    return {
-        "source": str(src),
-        "source_identity": source_identity(src),
+    git = git_tree.parse(spec.source) if git_tree.is_git(spec.source) else None
+    meta = {
+        "source": spec.source if git else str(src),
+        "source_identity": git_tree.identity(git) if git else source_identity(src),
         "fragments": {n: fragment_path(n).read_text() for n in spec.fragments},
         "patches": {p.name: p.read_text() for p in series_patches(spec.patches, spec.source)} if spec.patches else {},
         "toolchain": toolchain_identity(),
         "recipe": 1,  # bump when the build steps below change
     }
+    if spec.extra_patches:      # absent otherwise, so the key of every spec without them stays as it was
+        meta["extra_patches"] = [{"sha256": p.sha256, "subject": p.subject} for p in extra_patches(spec)]
+    return meta
 
 
 # ---- build --------------------------------------------------------------------------------------
@@ -153,9 +178,14 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
         with store.building(key, {k: v for k, v in meta.items() if k != "fragments"} | {"fragment_names": list(spec.fragments)}) as work:
             tree = work / "tree"
             log_path = work / "build.log"
-            _unpack(Path(meta["source"]), tree, log_path, progress)
+            _unpack(meta["source"], tree, log_path, progress)
             for patch in series_patches(spec.patches, spec.source) if spec.patches else []:
                 _apply(patch, tree, log_path, progress)
+            for i, p in enumerate(extra_patches(spec), 1):
+                copy = work / "patches" / p.file_name(i)        # the exact text applied, kept with the kernel
+                copy.parent.mkdir(exist_ok=True)
+                copy.write_text(p.text)
+                _apply(copy, tree, log_path, progress, label=f"{Path(p.source).name} ({p.subject!r})")
             _configure(spec, tree, log_path, progress)
             _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)
             (work / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
@@ -178,25 +208,32 @@ def external(tree: Path) -> KernelBuild:
     return KernelBuild(key, tree)
 
 
-def _unpack(src: Path, tree: Path, log_path: Path, progress) -> None:
-    progress(f"unpacking {src}")
+def _unpack(source: str, tree: Path, log_path: Path, progress) -> None:
+    progress(f"unpacking {source}")
+    if git_tree.is_git(source):
+        git_tree.export(git_tree.parse(source), tree, log_path)
+        return
+    src = Path(source)
     tree.mkdir()
     if src.is_dir():
-        proc.run(["cp", "-a", f"{src}/.", str(tree)], log_path=log_path)
+        # Everything but .git (a developer's tree: its history is not a build input, and can be gigabytes).
+        entries = sorted(str(p) for p in src.iterdir() if p.name != ".git")
+        if entries:
+            proc.run(["cp", "-a", *entries, str(tree)], log_path=log_path)
     else:
         proc.run(["tar", "-xf", src, "-C", tree, "--strip-components=1"], log_path=log_path)
 
 
-def _apply(patch: Path, tree: Path, log_path: Path, progress) -> None:
-    progress(f"applying {patch.name}")
+def _apply(patch: Path, tree: Path, log_path: Path, progress, label: str | None = None) -> None:
+    label = label or str(patch)
+    progress(f"applying {label if label != str(patch) else patch.name}")
     try:
         # Every line of patch's output (it is short): the failures may come before the last few.
-        proc.run(["patch", "-p1", "--forward", "--batch", "--fuzz=0", "-i", patch], cwd=tree, log_path=log_path,
-                 tail_lines=100_000)
+        proc.run([*PATCH_ARGV, "-i", patch], cwd=tree, log_path=log_path, tail_lines=100_000)
     except proc.CommandError as e:
         detail = patch_failures(patch.read_text(errors="replace"), e.tail) or e.tail[-5:]
         raise InputError(
-            f"patch {patch} does not apply to this kernel source:\n  " + "\n  ".join(detail)
+            f"patch {label} does not apply to this kernel source:\n  " + "\n  ".join(detail)
             + "\nRebase the patch onto the source named by `kernel.source`, or pick another source."
         ) from e
 

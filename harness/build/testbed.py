@@ -32,7 +32,7 @@ GUEST_LIBDIR = "/lib/arm-linux-gnueabihf"
 
 
 @dataclass(frozen=True)
-class TestbedKeys:
+class BedKeys:
     dir: Path
 
     @property
@@ -83,10 +83,10 @@ def openssh_public(key: Ed25519PrivateKey) -> str:
     return key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
 
 
-def ensure_keys(root: Path | None = None) -> TestbedKeys:
+def ensure_keys(root: Path | None = None) -> BedKeys:
     """The test bed's keys, made the first time (under a lock, so two runs never make two). A known_hosts
     file that is there already is left as it is: the pin is the user's to change."""
-    keys = TestbedKeys(root or cache_root() / "testbed")
+    keys = BedKeys(root or cache_root() / "testbed")
     keys.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     with _locked(keys.dir / ".lock"):
         if not keys.host_key.exists():
@@ -104,7 +104,7 @@ def ensure_keys(root: Path | None = None) -> TestbedKeys:
     return keys
 
 
-def host_key_blob(keys: TestbedKeys) -> bytes:
+def host_key_blob(keys: BedKeys) -> bytes:
     """The host key's public blob (as an SSH server offers it)."""
     return base64.b64decode(keys.host_pub.read_text().split()[1])
 
@@ -126,7 +126,7 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def initramfs_entries(keys: TestbedKeys, workdir: Path) -> list[str]:
+def initramfs_entries(keys: BedKeys, workdir: Path) -> list[str]:
     """gen_init_cpio lines that add dropbear, its libraries, the host key, root's account and its
     authorized key to the initramfs. Root's home is /root (0700), its key file 0600, both root's."""
     if (problem := dropbear_missing()) is not None:

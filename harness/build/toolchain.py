@@ -42,6 +42,7 @@ TOOLS = (
     Tool("patch", "patch", "patch"),
     Tool("xz", "xz", "xz-utils"),
     Tool("ccache", "ccache", "ccache"),
+    Tool("ser2net", "ser2net", "ser2net"),      # the SSH test bed's serial console server
 )
 
 
@@ -85,6 +86,15 @@ def doctor() -> tuple[bool, list[str]]:
             f"MISSING {'busybox-armhf':14}   -> dpkg --add-architecture armhf && apt-get update && "
             f"apt-get download busybox-static:armhf && dpkg-deb -x busybox-static_*_armhf.deb {bb.parent.parent}"
         )
+    from harness.build.testbed import dropbear_bundle
+
+    dropbear = dropbear_bundle() / "bin" / "dropbear"
+    if dropbear.exists():
+        lines.append(f"ok      {'dropbear-armhf':14} {dropbear}")
+    else:
+        ok = False
+        lines.append(f"MISSING {'dropbear-armhf':14}   -> bash {SETUP_SCRIPT} (apt-get download dropbear-bin:armhf and "
+                     f"its libraries, unpacked into {dropbear.parent.parent}; the SSH test bed's server)")
     if not ok:
         lines.append(f"Everything above is installed by: bash {SETUP_SCRIPT}")
     return ok, lines

@@ -110,3 +110,42 @@ def capture_bytes(argv: Sequence[str], *, cwd: Path | None = None) -> bytes:
     if res.returncode != 0:
         raise CommandError(argv, res.returncode, res.stderr.decode(errors="replace").splitlines()[-10:], None)
     return res.stdout
+
+
+class Background:
+    """A host service started for the length of a run (the test bed's ser2net): its output goes to a
+    log file, it is stopped (SIGTERM, then SIGKILL) by stop(), which is safe to call twice."""
+
+    def __init__(self, argv: Sequence[str], log_path: Path):
+        self.argv = [str(a) for a in argv]
+        log.debug("start: %s", shlex.join(self.argv))
+        self._log = open(log_path, "ab")
+        self._log.write(f"$ {shlex.join(self.argv)}\n".encode())
+        self._log.flush()
+        try:
+            # A session of its own: a Ctrl-C meant for the harness does not reach it; stop() ends it.
+            self._proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                          stderr=subprocess.STDOUT, start_new_session=True)
+        except FileNotFoundError as e:
+            self._log.close()
+            raise InfraError(f"cannot run {self.argv[0]!r}: not found. Run `cma-harness doctor` for the package "
+                             f"that provides it.") from e
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def exited(self) -> int | None:
+        """Its exit status once it has ended, else None."""
+        return self._proc.poll()
+
+    def stop(self, wait_s: float = 5.0) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        if not self._log.closed:
+            self._log.close()

@@ -11,24 +11,24 @@ MOUNT_POINT = "/mnt/work"
 DISK_DEVICE = "/dev/vda"
 
 
-def mount_disk() -> str:
+def mount_disk(device: str = DISK_DEVICE) -> str:
     # Default options (relatime), as a device mounts it: the scan's atime updates are metadata traffic too
     # (ext4_mark_inode_dirty looks the inode-table block up again, through the bh LRU). Measured: with
     # noatime the LRU-caused loop rate on reintroduce-2012 fell from about 4 % to about 2 %.
-    return f"mkdir -p {MOUNT_POINT} && mount -t ext4 {DISK_DEVICE} {MOUNT_POINT}"
+    return f"mkdir -p {MOUNT_POINT} && mount -t ext4 {shlex.quote(device)} {MOUNT_POINT}"
 
 
-def start_workload(w: WorkloadSpec) -> str:
-    return shlex.join([GUEST_WORKLOAD, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
+def start_workload(w: WorkloadSpec, script: str = GUEST_WORKLOAD) -> str:
+    return shlex.join([script, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
                        str(w.scan_workers), str(w.fill_mib), str(w.idle_ms)])
 
 
-def stop_workload() -> str:
-    return shlex.join([GUEST_WORKLOAD, "stop"])
+def stop_workload(script: str = GUEST_WORKLOAD) -> str:
+    return shlex.join([script, "stop"])
 
 
-def insmod(m: ModuleSpec, loops: int, first_loop: int) -> list[str]:
-    return ["insmod", GUEST_MODULE_PATH, f"loops={loops}", f"first_loop={first_loop}",
+def insmod(m: ModuleSpec, loops: int, first_loop: int, path: str = GUEST_MODULE_PATH) -> list[str]:
+    return ["insmod", path, f"loops={loops}", f"first_loop={first_loop}",
             f"gap_ms={m.gap_ms}", f"cpu={m.cpu}", f"attribution={'Y' if m.attribution else 'N'}"]
 
 

@@ -149,6 +149,9 @@ def accounting(data: RunData, chunk_pages: int) -> CheckResult:
 def variant_rule(spec: KernelSpec, records: Sequence[Mapping], attribution: bool) -> CheckResult:
     """Check 3: an LRU-caused failure ('L') on a variant whose defences rule them out is a finding."""
     series = series_name(spec.patches)
+    if spec.extra_patches:
+        return CheckResult("variant_rule", None, f"{series} with {len(spec.extra_patches)} developer patch file(s): "
+                           f"the model does not know what they change", {"series": series})
     if spec.source not in MODELLED_SOURCES:
         return CheckResult("variant_rule", None, f"kernel source {spec.source!r} is not one the model was checked "
                            f"against ({', '.join(MODELLED_SOURCES)})", {"series": series})

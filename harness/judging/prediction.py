@@ -62,7 +62,9 @@ def _series_of_run(run: RunFolder) -> str:
     name = run.variant({})
     if not run.file(names.SCENARIO).is_file():
         return name
-    return series_name(config.load(run.file(names.SCENARIO)).kernel_of(name).patches)
+    spec = config.load(run.file(names.SCENARIO)).kernel_of(name)
+    # A developer's patches make a kernel the model has no variant for: measured under its own name.
+    return name if spec.extra_patches else series_name(spec.patches)
 
 
 def _defences(d: Defences) -> str:

@@ -12,6 +12,7 @@ from typing import Callable
 
 from harness.spec import config
 from harness.judging import stats
+from harness.spec.boards import BoardFile
 from harness.spec.config import Scenario
 from harness.core.errors import InfraError, InputError
 from harness.store import counts
@@ -70,14 +71,14 @@ class CampaignState:
 
 
 def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None,
-           expect: str = "fixed") -> dict:
+           expect: str = "fixed", board: BoardFile | None = None) -> dict:
     """Run (or resume) the campaign in folder; return its summary (also written to summary.json).
     `expect` is the verdict the caller counts as success (the JUnit file's verdict case)."""
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
     camp = CampaignFolder(folder).create()
-    _pin_plan(camp, scn, plan)
+    _pin_plan(camp, scn, plan, board)
     metric = counts.metric_for(scn.module.attribution)
     st = CampaignState.load(camp, plan)
     if st.runs:
@@ -97,7 +98,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                     break
             variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
             loops = run_length(na if arm == "A" else nb, plan)
-            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress)
+            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board)
             recs = camp.run(summary["run"]).records()
             st.add(_key(plan, arm), recs)
             st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
@@ -149,13 +150,14 @@ def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress) -> dict:
+def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress, board=None) -> dict:
     """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
         run = camp.next_run(_key(plan, arm))
         name = run.name
         progress(f"run {name}: {loops} loops on {variant}")
-        s: RunSummary = run_variant(scn, variant, scn.variant(variant), run.path, loops=loops, progress=progress)
+        s: RunSummary = run_variant(scn, variant, scn.variant(variant), run.path, loops=loops, progress=progress,
+                                    board=board)
         if s.state is not RunState.INFRA or s.loops_done > 0:
             return {"run": name, **s.as_dict()}
         progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s.error}")
@@ -171,9 +173,11 @@ def _look(st: CampaignState, plan: Plan, metric: str, budget_reached: bool) -> s
                         baseline_boots=boots_a, patched_boots=boots_b)
 
 
-def _pin_plan(camp: CampaignFolder, scn: Scenario, plan: Plan) -> None:
+def _pin_plan(camp: CampaignFolder, scn: Scenario, plan: Plan, board: BoardFile | None = None) -> None:
     """campaign.json records what this folder measures; resuming with a different plan is refused."""
     doc = {"plan": asdict(plan), "scenario": config.as_dict(scn)}
+    if board is not None and board.kind != "qemu":      # a QEMU-board campaign's file stays as it was
+        doc["board"] = {k: v for k, v in board.as_dict().items() if k != "source"}
     old = camp.plan()
     if old is None:
         camp.write_plan(doc)

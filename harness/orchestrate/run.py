@@ -20,20 +20,21 @@ import yaml
 from harness.parsers import busy
 from harness.judging import crosscheck
 from harness.guest import snippets
-from harness.build import image
 from harness.build import kernel
+from harness.build import kernel_record
 from harness.judging import checks
 from harness.model import allocator
 from harness.build import module
 from harness.parsers import kmsg
 from harness.parsers.console_watch import AreaSeen, ConsoleWatcher, Ended, LoopSeen, Phase, ReportSeen
 from harness.parsers import ftrace
-from harness.guest import tracing
-from harness.boards.qemu import QemuBoard, QemuBoardConfig
+from harness.guest import install, tracing
+from harness.boards import factory
+from harness.boards.base import Board
+from harness.spec.boards import BoardFile
 from harness.spec.config import KernelSpec, Scenario, as_dict
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError, InputError, from_os_error
-from harness.spec.qemu_hardware import QemuHardware
 from harness.store import names
 from harness.store.jsonl import JsonlWriter
 from harness.store.run_folder import RunFolder
@@ -73,6 +74,8 @@ class RunSummary:
     accounting: dict | None = None      # records vs sysfs vs trace (checks.check_accounting)
     trace_error: str | None = None      # why a run with tracing on has no trace.txt
     crosschecks: list = field(default_factory=list)  # the reference model's checks (crosscheck.py); never change state
+    board: dict | None = None           # the board file's name and kind, and the kernel release it ran
+    kernel_log: dict | None = None      # a board's /dev/kmsg reader: records, lost messages (sequence gaps)
 
     def as_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -81,29 +84,39 @@ class RunSummary:
 
 
 def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, loops: int | None = None,
-                first_loop: int = 0, progress: Callable[[str], None] = lambda s: None) -> RunSummary:
-    """Run the scenario's loop once on one kernel variant; write the run folder; return its summary.
+                first_loop: int = 0, progress: Callable[[str], None] = lambda s: None,
+                board: BoardFile | None = None) -> RunSummary:
+    """Run the scenario's loop once on one kernel variant and board (default: the QEMU board); write the
+    run folder; return its summary.
 
     Infrastructure failures end the run in `infra`; bad input and interrupts are recorded, then raised."""
     run = RunFolder(folder).create()
     loops = scn.module.loops if loops is None else loops
-    summary = RunSummary(RunState.INFRA, variant, loops, first_loop=first_loop)
+    board = board or BoardFile()
+    spec = board.kernel_spec(spec)
+    summary = RunSummary(RunState.INFRA, variant, loops, first_loop=first_loop,
+                         board={"name": board.name, "kind": board.kind, "file": board.source})
     t0 = time.monotonic()
     try:
         run.file(names.SCENARIO).write_text(yaml.safe_dump(as_dict(scn), sort_keys=False))
+        run.file(names.BOARD).write_text(yaml.safe_dump(board.as_dict(), sort_keys=False))
         _check_space(folder, scn.workload.disk_mib + RUN_FOLDER_SLACK_MIB)
-        require("qemu", "dtc", "mkfs.ext4")      # before minutes of building, not after
-        kb = kernel.build(spec, progress=progress)
+        require(*factory.host_tools(board))      # before minutes of building, not after
+        factory.check_host(board)
+        kb = kernel.external(Path(board.kernel.tree)) if board.kernel.tree else kernel.build(spec, progress=progress)
         mb = module.build(scn.module, kb, progress=progress)
         summary.kernel_key, summary.module_key = kb.key, mb.key
         shutil.copyfile(kb.config, run.file(names.KERNEL_CONFIG))
+        run.write_kernel_record(kernel_record.describe_external(kb) if board.kernel.tree else
+                                kernel_record.describe(spec, kb))
         shutil.copyfile(mb.source, run.file(names.MODULE_SOURCE))
         summary.timings["build_s"] = round(time.monotonic() - t0, 1)
-        machine = QemuHardware.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, run.file(names.IMAGES))
-        board = QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, folder))
-        with board, run.loop_writer() as out:
-            _guest_session(scn, board, out, summary, loops, first_loop, run, progress)
+        guest = factory.make_board(board, scn, kb, mb, run)
+        with guest, run.loop_writer() as out:
+            try:
+                _guest_session(scn, guest, mb, out, summary, loops, first_loop, run, progress)
+            finally:
+                summary.kernel_log = guest.kernel_log_summary()
         analysis = _analyse(scn, run, summary)
         summary.crosschecks = crosscheck.crosscheck_quietly(scn, spec, run, summary.as_dict(), analysis)
     except (InfraError, OSError) as e:
@@ -139,21 +152,22 @@ def _check_space(folder: Path, need_mib: int) -> None:
                          f"or lower workload.disk_mib")
 
 
-def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary,
+def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: JsonlWriter, summary: RunSummary,
                    loops: int, first_loop: int, run: RunFolder, progress) -> None:
     t_boot = time.monotonic()
     progress(f"[{summary.variant}] booting")
     board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
     summary.timings["boot_to_shell_s"] = round(time.monotonic() - t_boot, 1)
+    summary.board["release"] = install.prepare(board, mb, Deadline(120, "module copy and vermagic check"))
     cmd = Deadline(60, "guest command")
-    board.run_script(snippets.mount_disk(), cmd).check()
+    board.run_script(snippets.mount_disk(board.paths.disk), cmd).check()
     if scn.workload.profile != "none":
-        board.run_script(snippets.start_workload(scn.workload), Deadline(60)).check()
+        board.run_script(snippets.start_workload(scn.workload, board.paths.workload), Deadline(60)).check()
         time.sleep(scn.workload.warmup_s)
     before = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
     if scn.trace.enabled:
         tracing.start(board, scn.trace.buffer_kib, scn.trace.page_dumps, Deadline(60, "trace set-up"))
-    board.run(snippets.insmod(scn.module, loops, first_loop), Deadline(60)).check()
+    board.run(snippets.insmod(scn.module, loops, first_loop, board.paths.module), Deadline(60)).check()
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
@@ -164,11 +178,11 @@ def _guest_session(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: R
         if scn.trace.enabled:
             _collect_trace(board, run, summary, progress)
         if scn.workload.profile != "none":
-            board.run_script(snippets.stop_workload(), Deadline(60))
+            board.run_script(snippets.stop_workload(board.paths.workload), Deadline(60))
         board.run(snippets.RMMOD, Deadline(60))
 
 
-def _collect_trace(board: QemuBoard, run: RunFolder, summary: RunSummary, progress) -> None:
+def _collect_trace(board: Board, run: RunFolder, summary: RunSummary, progress) -> None:
     """The loops are measured by now: a trace that does not come back costs the busy traces, not the run."""
     t0 = time.monotonic()
     try:
@@ -219,10 +233,11 @@ def end_state(phase: Phase, failed_loops: int, kernel_reports: int) -> RunState:
     return RunState.INFRA
 
 
-def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSummary, loops: int, progress) -> None:
+def _collect(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary, loops: int, progress) -> None:
     """Drive the console watcher until the module is done, a fatal kernel report is whole, the guest
     stops, or progress stops; every loop record goes to loops.jsonl as it arrives."""
     t_load = time.monotonic()
+    run = RunFolder(out.path.parent)        # loops.jsonl is the run folder's
     watch = ConsoleWatcher(scn.board.hang_timeout_s, REPORT_QUIET_S, started=t_load)
     t_first = None
     last_print = t_load
@@ -249,15 +264,15 @@ def _collect(scn: Scenario, board: QemuBoard, out: JsonlWriter, summary: RunSumm
         elif isinstance(ev, ReportSeen):
             _keep_report(summary, ev.report, progress)
         elif isinstance(ev, Ended):
-            _ended(board, summary, ev, progress)
+            _ended(board, summary, ev, run, progress)
     summary.state = end_state(watch.phase, summary.failed_loops, len(summary.kernel_reports))
     if summary.state is RunState.INFRA and not summary.error:
-        summary.error = f"QEMU stopped before the module finished ({board.exit_description()})"
+        summary.error = f"the board went away before the module finished ({board.exit_description()})"
     if t_first is not None and summary.loops_done > 1:
         summary.timings["loops_per_min"] = round(60 * (summary.loops_done - 1) / max(1e-6, time.monotonic() - t_first), 1)
 
 
-def _ended(board: QemuBoard, summary: RunSummary, ev: Ended, progress) -> None:
+def _ended(board: Board, summary: RunSummary, ev: Ended, run: RunFolder, progress) -> None:
     if ev.records_dropped:
         summary.loops_unreadable = ev.records_dropped
         progress(f"[{summary.variant}] {ev.records_dropped} loop records arrived damaged and were dropped "
@@ -265,7 +280,7 @@ def _ended(board: QemuBoard, summary: RunSummary, ev: Ended, progress) -> None:
     if ev.phase is Phase.HUNG:
         summary.error = ev.reason
         progress(f"[{summary.variant}] hang: {summary.error}; saving the guest's state, then stopping it")
-        _save_hang_state(board, summary)
+        _save_hang_state(board, summary, run)
 
 
 def _run_time_left(done: int, loops: int, seconds_since_first: float) -> str:
@@ -306,7 +321,7 @@ if [ -w /proc/sysrq-trigger ]; then echo w > /proc/sysrq-trigger; echo l > /proc
 """
 
 
-def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
+def _save_hang_state(board: Board, summary: RunSummary, run: RunFolder) -> None:
     """Best effort, before the guest is stopped: what every task is doing, from the command channel and
     the console, saved in hang-state.txt."""
     parts = []
@@ -315,17 +330,17 @@ def _save_hang_state(board: QemuBoard, summary: RunSummary) -> None:
     except InfraError as e:
         parts.append(f"the command channel did not answer either: {e}")
     parts.append("console meanwhile:\n" + "\n".join(_drain(board, 3)))
-    path = RunFolder(board.cfg.folder).file(names.HANG_STATE)
+    path = run.file(names.HANG_STATE)
     path.write_text("\n\n".join(parts) + "\n")
     summary.error += f"; guest state saved in {path.name}"
-    free_mib = shutil.disk_usage(board.cfg.folder).free >> 20
+    free_mib = shutil.disk_usage(run.path).free >> 20
     if free_mib < RUN_FOLDER_SLACK_MIB:
         # QEMU's default werror=enospc pauses the guest when its disk image cannot grow: a "hang".
         summary.error += (f"; the run folder's disk has {free_mib} MiB free: QEMU pauses a guest whose disk "
                           f"image cannot grow, so free some space or pass --out a larger disk")
 
 
-def _drain(board: QemuBoard, seconds: float) -> list[str]:
+def _drain(board: Board, seconds: float) -> list[str]:
     """The console lines that arrive within `seconds` (the line generator itself never ends while QEMU runs)."""
     deadline, lines = Deadline(seconds, "console drain"), []
     for line in board.console_lines(tick=0.5):

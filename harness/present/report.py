@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 from urllib.parse import quote
 
-from harness.present import junit
+from harness.present import junit, kernels
 from harness.core import proc
 from harness.judging import stats
 from harness import __version__
@@ -89,6 +89,7 @@ def provenance(folder: Path, argv: Sequence[str] | None = None) -> dict:
         "host": platform.platform(),
         "qemu_version": _qemu_version(),
         "kernel_config_sha256": {str(p.relative_to(folder)): _sha256(p) for p in files if p.name == KERNEL_CONFIG},
+        "kernels": kernels.arm_kernels(folder),         # each arm's cache key, exact source and patches
         "command_lines": {
             "harness": " ".join(argv) if argv else None,
             "qemu": {str(p.relative_to(folder)): p.read_text().strip() for p in files if p.name == QEMU_CMDLINE},
@@ -310,6 +311,7 @@ def _provenance_html(prov: dict) -> list[str]:
     rows = [("generated (UTC)", _e(prov["generated_utc"])), ("cma-harness", _e(prov["harness_version"])),
             ("QEMU", _e(prov["qemu_version"])), ("host", _e(f"{prov['host']}, Python {prov['python']}")),
             ("harness command", f"<code>{_e(cmd['harness'] or 'n/a')}</code>")]
+    rows += [(_e(k), f"<code>{_e(v)}</code>") for k, v in kernels.html_rows(prov.get("kernels") or {})]
     rows += [(f"kernel config sha256 ({_e(k)})", f"<code>{_e(v)}</code>") for k, v in prov["kernel_config_sha256"].items()]
     rows += [(f"QEMU command ({_e(k)})", f"<code>{_e(v)}</code>") for k, v in cmd["qemu"].items()]
     arts = "".join(f"<tr><td><code>{_e(k)}</code></td><td>{v['bytes']}</td><td><code>{_e(v['sha256'])}</code></td></tr>"
@@ -372,4 +374,8 @@ def write_campaign(folder: Path, argv: Sequence[str] | None = None) -> Path:
 
 def write(folder: Path, argv: Sequence[str] | None = None) -> Path:
     """The report of a run or a campaign folder, whichever it is."""
+    if (folder / names.BISECT).is_file():
+        from harness.present import bisect_page
+
+        return bisect_page.write(folder, lambda f: write_campaign(f, argv))
     return write_campaign(folder, argv) if CampaignFolder.holds_campaign(folder) else write_run(folder, argv)

@@ -217,6 +217,10 @@ def check(b: BoardFile, source: str) -> BoardFile:
             raise InputError(f"{source}: the qemu-ssh test bed attaches the harness's disk and boots the harness's "
                              f"kernel: `disk.provision` must be attached and `kernel.tree` unset")
         return b
+    if b.disk.provision != "write-image":
+        raise InputError(f"{source}: `disk.provision` = {b.disk.provision!r}: only the qemu-ssh test bed attaches the "
+                         f"harness's disk image itself; a board's `disk.device` gets it written over SSH, so allowed: "
+                         f"write-image")
     if s.port == 0:
         raise InputError(f"{source}: `ssh.port` = 0 picks a port only on the qemu-ssh test bed; give the board's "
                          f"SSH port (allowed: 1 to 65535)")

@@ -38,11 +38,15 @@ class BoardSpec:
 
 @dataclass(frozen=True)
 class KernelSpec:
-    # "debian" = /usr/src/linux-source-6.1.tar.xz; otherwise a directory or a .tar.* file.
+    # "debian" = /usr/src/linux-source-6.1.tar.xz; otherwise a directory or a .tar.* file, or
+    # "git:<repository>@<commit id>" (one commit of a git tree, as `--baseline-ref`/`--patched-ref` name it).
     source: str = "debian"
     fragments: tuple[str, ...] = ("virt-arm", "cma", "trace")
     # A series under kernel-configs/patches/, or a path to a quilt `series` file; None = unpatched.
     patches: str | None = None
+    # A developer's patch files (format-patch mails, an mbox, a diff), applied in order after `patches`;
+    # their contents enter the kernel's cache key (`cma-harness ab --patch` fills it in).
+    extra_patches: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,23 @@ TRACE_STREAM = "trace.stream"       # the trace while it streams out of the gues
 TRACE_STATS = "trace-stats.txt"     # the ring buffer's own overrun/dropped counters
 BUSY_TRACES = "busy-traces.jsonl"   # each failed chunk joined to its busy pages and call chains
 KERNEL_CONFIG = "kernel.config"     # the .config of the kernel that ran
+KERNEL_RECORD = "kernel.json"       # that kernel's cache key, exact source, and every patch by sha256 and subject
 MODULE_SOURCE = "cma_harness.c"     # the rendered test module source
 HANG_STATE = "hang-state.txt"       # what every task was doing when a hang was declared
 IMAGES = "images"                   # sub-folder: initramfs, disk image, DTB of this boot
+BOARD = "board.yaml"                # the board file as the run used it (defaults filled in)
+KMSG = "kmsg.txt"                   # a board's /dev/kmsg read over SSH, raw ("pri,seq,usec,flags;text")
+QEMU_OUTPUT = "qemu-output.txt"     # what the SSH test bed's QEMU printed (its console goes to ser2net)
+SER2NET_LOG = "ser2net.log"         # the test bed's ser2net: its command line and output
 
 # A campaign folder (an A/B campaign: its runs under RUNS).
 CAMPAIGN = "campaign.json"          # the plan and scenario this folder measures (a resume must match)
 DECISIONS = "decisions.jsonl"       # one line per look: counts, p-values, verdict
 RUNS = "runs"                       # sub-folder: one run folder per boot, NNN-<arm key>
+
+# A bisect folder (a binary search over a patch series: one campaign folder per step under STEPS).
+BISECT = "bisect.json"              # the search's plan: baseline, patches (sha256, subject), what it looks for
+STEPS = "steps"                     # sub-folder: one campaign folder per step, NN-<patched variant>
 
 # What the presenters write into either kind of folder.
 REPORT_HTML = "report.html"

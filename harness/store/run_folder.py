@@ -71,6 +71,13 @@ class RunFolder:
     def kernel_config_text(self) -> str | None:
         return self.file(names.KERNEL_CONFIG).read_text() if self.file(names.KERNEL_CONFIG).is_file() else None
 
+    def kernel_record(self) -> dict | None:
+        """kernel.json: the kernel's cache key, exact source and patches (None for runs made before it existed)."""
+        return json.loads(self.file(names.KERNEL_RECORD).read_text()) if self.file(names.KERNEL_RECORD).is_file() else None
+
+    def write_kernel_record(self, record: Mapping) -> None:
+        self.file(names.KERNEL_RECORD).write_text(json.dumps(record, indent=2, sort_keys=True))
+
     def area(self) -> dict | None:
         """The CMA area as the module printed it on the console (name, base, size), or None."""
         found = [e for e in kmsg.parse_lines(self.console_lines()) if isinstance(e, kmsg.AreaInfo)]

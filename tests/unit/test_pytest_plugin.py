@@ -36,3 +36,14 @@ def test_cma_run_refuses_to_reuse_a_kept_folder(pytester):
                 cma_run("stock", "first")
     """)
     pytester.runpytest_subprocess("--cma-out", "keep").assert_outcomes(passed=1)
+
+
+def test_cma_board_loads_the_given_board_file_and_names_a_template_s_gaps(pytester):
+    pytester.makepyfile(test_board="""
+        def test_it(cma_board):
+            assert cma_board.kind == "qemu-ssh" and cma_board.ssh.host == "127.0.0.1"
+    """)
+    pytester.runpytest_subprocess("--cma-board", "qemu-ssh").assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("--cma-board", "beaglebone-black")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*is a template: fill in*ssh.host*"])

@@ -1,0 +1,59 @@
+"""The one place a board is made from a board file, by its `kind`, with the images it needs."""
+
+from __future__ import annotations
+
+from harness.boards.base import Board
+from harness.boards.qemu import QemuBoard, QemuBoardConfig
+from harness.boards.ssh_board import SshBoard
+from harness.boards.testbed import SER2NET, QemuSshBoard
+from harness.build import image, testbed
+from harness.build.kernel import KernelBuild
+from harness.build.module import ModuleBuild
+from harness.core.errors import InfraError
+from harness.spec.boards import BoardFile
+from harness.spec.config import Scenario
+from harness.spec.qemu_hardware import QemuHardware
+from harness.store import names
+from harness.store.run_folder import RunFolder
+
+
+def host_tools(board: BoardFile) -> tuple[str, ...]:
+    """The host tools (build/toolchain.py names) a run on this board needs, checked before any build."""
+    if board.kind in ("qemu", "qemu-ssh"):
+        return "qemu", "dtc", "mkfs.ext4"
+    return ("mkfs.ext4",) if board.disk.provision == "write-image" else ()
+
+
+def check_host(board: BoardFile) -> None:
+    """What the board's kind needs on this host beyond the tools: the test bed's server and ser2net."""
+    if board.kind != "qemu-ssh":
+        return
+    if (problem := testbed.dropbear_missing()) is not None:
+        raise InfraError(problem)
+    import shutil
+
+    if board.serial is not None and shutil.which(SER2NET) is None:
+        raise InfraError("ser2net is missing (the test bed serves its serial console with it); install it with: "
+                         "apt-get install -y ser2net   (or run: bash images/setup-host.sh)")
+
+
+def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder) -> Board:
+    """The board of a run, with the images it boots from made in the run folder."""
+    folder = run.file(names.IMAGES)
+    if board.kind == "qemu":
+        machine = QemuHardware.for_board(scn.board)
+        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder)
+        return QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, run.path))
+    if board.kind == "qemu-ssh":
+        check_host(board)
+        keys = testbed.ensure_keys()
+        folder.mkdir(parents=True, exist_ok=True)
+        machine = QemuHardware.for_board(scn.board)
+        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder,
+                              initramfs_extra=testbed.initramfs_entries(keys, folder))
+        return QemuSshBoard(board, QemuBoardConfig(machine, kb.zimage, imgs, run.path))
+    disk = None
+    if board.disk.provision == "write-image":
+        folder.mkdir(parents=True, exist_ok=True)
+        disk = image.make_disk(scn.workload, folder / "disk.img", folder / "images.log")
+    return SshBoard(board, run.path, disk_image=disk)
