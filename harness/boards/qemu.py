@@ -32,6 +32,17 @@ from harness.store.run_folder import RunFolder
 log = logging.getLogger(__name__)
 
 
+def read_child(child: pexpect.spawn, timeout: float) -> bytes | None:
+    """What a QEMU child wrote (b"" when nothing came within timeout), or None once it has exited:
+    the reader a ConsoleTee needs."""
+    try:
+        return child.read_nonblocking(65536, timeout=timeout)
+    except pexpect.TIMEOUT:
+        return b""
+    except (pexpect.EOF, OSError, ValueError):
+        return None
+
+
 @dataclass(frozen=True)
 class QemuBoardConfig:
     machine: QemuHardware
@@ -112,12 +123,7 @@ class QemuBoard(Board):
         self.state = BoardState.SHELL
 
     def _read_qemu(self, timeout: float) -> bytes | None:
-        try:
-            return self._qemu.read_nonblocking(65536, timeout=timeout)
-        except pexpect.TIMEOUT:
-            return b""
-        except (pexpect.EOF, OSError, ValueError):
-            return None
+        return read_child(self._qemu, timeout)
 
     def _check_alive(self, when: str) -> None:
         if not self._qemu.isalive():

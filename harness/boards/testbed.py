@@ -17,7 +17,7 @@ from pathlib import Path
 import pexpect
 
 from harness.boards.console_tee import ConsoleTee
-from harness.boards.qemu import QemuBoardConfig, _signals_deferred, kernel_cmdline
+from harness.boards.qemu import QemuBoardConfig, _signals_deferred, kernel_cmdline, read_child
 from harness.boards.ssh import free_port
 from harness.boards.ssh_board import SshBoard
 from harness.build.toolchain import require
@@ -104,12 +104,7 @@ class QemuSshBoard(SshBoard):
         self._ser2net = proc.Background([SER2NET, "-n", "-u", "-c", conf], run.file(names.SER2NET_LOG))
 
     def _read_qemu(self, timeout: float) -> bytes | None:
-        try:
-            return self._qemu.read_nonblocking(65536, timeout=timeout)
-        except pexpect.TIMEOUT:
-            return b""
-        except (pexpect.EOF, OSError, ValueError):
-            return None
+        return read_child(self._qemu, timeout)
 
     @property
     def running(self) -> bool:
