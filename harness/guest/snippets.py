@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 
+from harness.core.errors import InfraError
 from harness.spec.config import ModuleSpec, WorkloadSpec
 from harness.build.image import GUEST_MODULE_PATH, GUEST_WORKLOAD
 
@@ -21,6 +23,17 @@ def mount_disk(device: str = DISK_DEVICE) -> str:
 def start_workload(w: WorkloadSpec, script: str = GUEST_WORKLOAD) -> str:
     return shlex.join([script, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
                        str(w.scan_workers), str(w.fill_mib), str(w.idle_ms)])
+
+
+def warm_seconds(start_output: str) -> float | None:
+    """How long the workload took to warm up, from its `workload running: ... after N ms` line."""
+    m = re.search(r"^workload running: (\d+) of (\d+) workers warm after (\d+) ms$", start_output, re.M)
+    if not m:
+        return None
+    if int(m.group(1)) < int(m.group(2)):
+        raise InfraError(f"the guest workload did not warm up: {m.group(1)} of {m.group(2)} workers after "
+                         f"{int(m.group(3)) / 1000:.0f} s ({start_output.strip()!r})")
+    return int(m.group(3)) / 1000
 
 
 def stop_workload(script: str = GUEST_WORKLOAD) -> str:

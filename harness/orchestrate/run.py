@@ -162,7 +162,8 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
     cmd = Deadline(60, "guest command")
     board.run_script(snippets.mount_disk(board.paths.disk), cmd).check()
     if scn.workload.profile != "none":
-        board.run_script(snippets.start_workload(scn.workload, board.paths.workload), Deadline(60)).check()
+        started = board.run_script(snippets.start_workload(scn.workload, board.paths.workload), Deadline(180)).check()
+        summary.timings["workload_warm_s"] = snippets.warm_seconds(started.output)
         time.sleep(scn.workload.warmup_s)
     before = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
     if scn.trace.enabled:
@@ -171,7 +172,7 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
-    _collect(scn, board, out, summary, loops, progress)
+    _collect(scn, board, out, summary, loops, progress, t_boot)
     if board.running and summary.state in (RunState.PASS, RunState.REPRODUCED):
         after = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
         summary.counters_delta = snippets.counter_delta(before, after)
@@ -233,7 +234,8 @@ def end_state(phase: Phase, failed_loops: int, kernel_reports: int) -> RunState:
     return RunState.INFRA
 
 
-def _collect(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary, loops: int, progress) -> None:
+def _collect(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary, loops: int, progress,
+             t_boot: float | None = None) -> None:
     """Drive the console watcher until the module is done, a fatal kernel report is whole, the guest
     stops, or progress stops; every loop record goes to loops.jsonl as it arrives."""
     t_load = time.monotonic()
@@ -246,7 +248,10 @@ def _collect(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary,
         now = time.monotonic()
         for ev in watch.feed(line, now):
             if isinstance(ev, LoopSeen):
-                t_first = t_first or now
+                if t_first is None:
+                    t_first = now
+                    if t_boot is not None:
+                        summary.timings["boot_to_first_loop_s"] = round(now - t_boot, 2)
                 _account(summary, ev.record)
                 out.write({"variant": summary.variant, **ev.record.as_dict()})
                 if now - last_print >= PROGRESS_EVERY_S or summary.loops_done == loops:

@@ -87,8 +87,9 @@ class WorkloadSpec:
     block_size: int = field(default=4096, metadata={"choices_int": (1024, 2048, 4096)})
     # Page-cache fill: a file of this size written and read back in a loop, so movable pages enter CMA.
     fill_mib: int = field(default=0, metadata=_range(0, 2048))
-    # Seconds the workload runs before the test loop starts, so the page cache is full at loop 0.
-    warmup_s: int = field(default=5, metadata=_range(0, 600))
+    # Extra seconds the workload runs before the test loop starts. The workload itself returns only once
+    # every worker is warm (a first pass over the tree, a first churn round, a first fill), so none is needed.
+    warmup_s: int = field(default=0, metadata=_range(0, 600))
 
 
 @dataclass(frozen=True)

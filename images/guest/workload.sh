@@ -9,6 +9,9 @@
 # allocations (page cache, block-device pages) spill into the CMA areas.
 set -u
 pids=/tmp/workload.pids
+# Each worker touches its mark here once its first burst is done; `start` returns when all have: the
+# page cache then holds the metadata the loop competes with, so the module can start at once.
+ready=/tmp/workload.ready
 
 # Activity comes in bursts, as from a phone's adb push/pull: between rounds a worker sleeps, and the
 # last 16 buffer heads it looked up stay pinned in its CPU's bh LRU for the whole pause (the report:
@@ -16,6 +19,11 @@ pids=/tmp/workload.pids
 pause() {
     [ "$1" -gt 0 ] && usleep $(($1 * 1000))
     return 0
+}
+
+# $1 = the worker's name: its ready mark, touched once after its first burst.
+warm() {
+    [ -e "$ready/$1" ] || : > "$ready/$1"
 }
 
 churn() {
@@ -29,6 +37,7 @@ churn() {
         done
         ls -l "$d" > /dev/null
         rm -rf "$d"
+        warm "churn.$3"
         pause "$4"
     done
 }
@@ -42,6 +51,10 @@ scan() {
     # Writing 4 first silences the kernel's "drop_caches: 3" line (fs/drop_caches.c): at one line per
     # round it would flood the serial console, which stalls the guest CPU that writes it.
     echo 4 > /proc/sys/vm/drop_caches
+    # Warm-up: one pass over the whole tree without pauses, so its inode-table and directory blocks are
+    # in the page cache (and in the CMA area) when the loop starts, as in the middle of a run.
+    ls -lR "$1"/tree > /dev/null 2>&1
+    warm "scan.$3"
     while :; do
         echo 3 > /proc/sys/vm/drop_caches
         for d in "$1"/tree/*; do
@@ -55,6 +68,7 @@ fill() {
     while :; do
         dd if=/dev/zero of="$1/fill" bs=1M count="$2" 2>/dev/null
         cat "$1/fill" > /dev/null
+        warm fill
         rm -f "$1/fill"
         sync
     done
@@ -65,23 +79,31 @@ start)
     mnt=$2 workers=$3 files=$4 scanners=$5 fill_mib=$6 idle_ms=$7
     cpus=$(grep -c ^processor /proc/cpuinfo)
     : > $pids
+    rm -rf $ready; mkdir -p $ready
+    expect=0
     w=0
     while [ "$w" -lt "$workers" ]; do
         taskset -c $((w % cpus)) sh "$0" churn "$mnt" "$files" "$w" "$idle_ms" > /dev/null 2>&1 &
         echo $! >> $pids
-        w=$((w + 1))
+        w=$((w + 1)); expect=$((expect + 1))
     done
     w=0
     while [ "$w" -lt "$scanners" ]; do
-        taskset -c $((w % cpus)) sh "$0" scan "$mnt" "$idle_ms" > /dev/null 2>&1 &
+        taskset -c $((w % cpus)) sh "$0" scan "$mnt" "$idle_ms" "$w" > /dev/null 2>&1 &
         echo $! >> $pids
-        w=$((w + 1))
+        w=$((w + 1)); expect=$((expect + 1))
     done
     if [ "$fill_mib" -gt 0 ]; then
         sh "$0" fill "$mnt" "$fill_mib" > /dev/null 2>&1 &
         echo $! >> $pids
+        expect=$((expect + 1))
     fi
+    # Return once every worker is warm (polled every 50 ms, at most 120 s: a fill of a large file takes
+    # a while); the caller starts the loop on this line instead of sleeping a fixed time.
+    t=0
+    while [ "$(ls $ready | wc -l)" -lt "$expect" ] && [ "$t" -lt 2400 ]; do usleep 50000; t=$((t + 1)); done
     echo "workload started: $workers churn workers, $scanners scan workers, fill ${fill_mib} MiB"
+    echo "workload running: $(ls $ready | wc -l) of $expect workers warm after $((t * 50)) ms"
     ;;
 stop)
     [ -f $pids ] && kill $(cat $pids) 2>/dev/null
@@ -90,7 +112,7 @@ stop)
     echo "workload stopped"
     ;;
 churn) churn "$2" "$3" "$4" "$5" ;;
-scan) scan "$2" "$3" ;;
+scan) scan "$2" "$3" "${4:-0}" ;;
 fill) fill "$2" "$3" ;;
 *) echo "usage: $0 start MNT CHURN_WORKERS FILES SCAN_WORKERS FILL_MIB IDLE_MS | stop" >&2; exit 2 ;;
 esac
