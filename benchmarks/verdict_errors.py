@@ -6,6 +6,7 @@ Drives the real decision code, at the campaign's schedule (A, B, A, B, ..., a lo
   loops with the boot-spread guard, Bonferroni over 6 looks).
 Each boot's loop-failure rate is drawn from a beta distribution (mean, intra-boot correlation rho), or
 the boot fails every loop or none ("all or nothing"). No change: both arms the same kernel, mean 10 %.
+Last, the futility stop the new design leaves off, measured on the same boots with and without it.
 
     .venv/bin/python benchmarks/verdict_errors.py [--campaigns N] [--quick] [--workers 1|2]
 """
@@ -24,7 +25,7 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.judging import sequential, stats  # noqa: E402
+from harness.judging import sequential, stats
 
 NEW = sequential.Design()
 OLD_LOOPS, OLD_BUDGET = 100, 600
@@ -34,7 +35,13 @@ POWER = [("fixed: 10.5 % vs 0 %, rho 0", "fixed", ("bb", 0.105, 0.0), ("bb", 0.0
          ("fixed: 10.5 % vs 0 %, rho 0.016", "fixed", ("bb", 0.105, 0.016), ("bb", 0.0, 0.0)),
          ("fixed: 3 % vs 0 %, rho 0.016", "fixed", ("bb", 0.03, 0.016), ("bb", 0.0, 0.0)),
          ("regression: 5 % vs 15 %, rho 0", "regression", ("bb", 0.05, 0.0), ("bb", 0.15, 0.0)),
-         ("regression: 5 % vs 15 %, rho 0.016", "regression", ("bb", 0.05, 0.016), ("bb", 0.15, 0.016))]
+         ("regression: 5 % vs 15 %, rho 0.016", "regression", ("bb", 0.05, 0.016), ("bb", 0.15, 0.016)),
+         ("regression: 5 % vs 10 %, rho 0.016", "regression", ("bb", 0.05, 0.016), ("bb", 0.10, 0.016))]
+FUTILITY = [("no change, 10 %, rho 0.016", ("bb", 0.10, 0.016), ("bb", 0.10, 0.016)),
+            ("regression 5 % vs 15 %, rho 0.016", ("bb", 0.05, 0.016), ("bb", 0.15, 0.016)),
+            ("regression 5 % vs 10 %, rho 0.016", ("bb", 0.05, 0.016), ("bb", 0.10, 0.016)),
+            ("fixed 3 % vs 0 %, rho 0.016", ("bb", 0.03, 0.016), ("bb", 0.0, 0.0)),
+            ("fixed 6.5 % vs 3 %, rho 0.016", ("bb", 0.065, 0.016), ("bb", 0.03, 0.016))]
 
 
 def draw(spec):
@@ -66,9 +73,19 @@ def run_chunk(task):
     for _ in range(campaigns):
         if design == "old":
             out.append(old_campaign(da, db, rng))
+        elif design == "paired futility":
+            # The same boots through the design without and with the futility stop.
+            n = NEW.loops_per_run
+            a = [da(rng, n) for _ in range(NEW.budget // n)]
+            b = [db(rng, n) for _ in range(NEW.budget // n)]
+            pair = []
+            for plan in (NEW, replace(NEW, futility=True)):
+                ia, ib = iter(a), iter(b)
+                d, loops = sequential.simulate(plan, lambda r, m, i=ia: next(i), lambda r, m, i=ib: next(i), rng)
+                pair += [d.verdict.value, loops]
+            out.append(tuple(pair))
         else:
-            plan = replace(NEW, futility=design == "new+futility")
-            d, loops = sequential.simulate(plan, da, db, rng)
+            d, loops = sequential.simulate(NEW, da, db, rng)
             out.append((d.verdict.value, loops))
     return out
 
@@ -126,7 +143,7 @@ def minutes(loops_text, loops_per_boot):
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--campaigns", type=int, default=3000, help="campaigns per no-change scenario and design")
-    ap.add_argument("--quick", action="store_true", help="300 campaigns per no-change scenario, 200 per power one")
+    ap.add_argument("--quick", action="store_true", help="300 campaigns per no-change scenario, 200 per other one")
     ap.add_argument("--workers", type=int, default=1, choices=[1, 2])
     args = ap.parse_args()
     null_n = 300 if args.quick else args.campaigns
@@ -136,9 +153,10 @@ def main() -> int:
         for design in ("new", "old"):
             jobs[("null", name, design)] = (design, spec, spec, null_n, 1000 + 10 * i)
     for i, (name, _, a, b) in enumerate(POWER):
-        for design in ("new", "old", "new+futility"):
+        for design in ("new", "old"):
             jobs[("power", name, design)] = (design, a, b, power_n, 2000 + 10 * i)
-    jobs[("null", "rho 0.016", "new+futility")] = ("new+futility", NO_CHANGE[1][1], NO_CHANGE[1][1], power_n, 1010)
+    for i, (name, a, b) in enumerate(FUTILITY):
+        jobs[("futility", name)] = ("paired futility", a, b, power_n, 3000 + 10 * i)
     started = time.monotonic()
     results = run_all(jobs, args.workers)
 
@@ -169,7 +187,7 @@ def main() -> int:
     print(f"{'scenario':36} {'design':12} {'campaigns':>9} {'power':>7} {'median':>7} {'p90':>6} "
           f"{'mean loops':>10} {'min@median':>10}")
     for name, target, _, _ in POWER:
-        for design in ("new", "old", "new+futility"):
+        for design in ("new", "old"):
             res = results[("power", name, design)]
             n = len(res)
             budget = OLD_BUDGET if design == "old" else NEW.budget
@@ -179,11 +197,16 @@ def main() -> int:
                   f"{quantile_loops(res, target, 0.9, budget):>6} {np.mean([l for _, l in res]):10.0f} "
                   f"{minutes(med, per_boot):>10}")
     print()
-    aa = {d: results[("null", "rho 0.016", d)] for d in ("new", "new+futility")}
-    print("Futility (stop past half the budget when both one-sided p >= 0.2) against none, A/A at rho 0.016:")
-    for d, res in aa.items():
-        print(f"  {d:12} mean loops per arm {np.mean([l for _, l in res]):.0f}; verdicts: "
-              f"{', '.join(f'{k} {sum(v == k for v, _ in res)}' for k in sorted({v for v, _ in res}))}")
+    print("Futility, measured: the same boots through the new design without it and with a stop past half the")
+    print("budget when both one-sided p >= 0.2 (Design(futility=True)); verdicts that changed, and loops per arm")
+    for name, _, _ in FUTILITY:
+        res = results[("futility", name)]
+        changed: dict[str, int] = {}
+        for v0, _, v1, _ in res:
+            if v0 != v1:
+                changed[f"{v0} -> {v1}"] = changed.get(f"{v0} -> {v1}", 0) + 1
+        print(f"  {name:35} {len(res)} campaigns; mean loops per arm {np.mean([r[1] for r in res]):.0f} without, "
+              f"{np.mean([r[3] for r in res]):.0f} with; changed: {changed or 'none'}")
     print(f"\n{time.monotonic() - started:.0f} s, {args.workers} worker(s)")
     return 0
 

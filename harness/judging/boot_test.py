@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Iterable, Sequence
 
 import numpy as np
 
 Boot = tuple[int, int]          # (failed loops, loops) of one boot
 Boots = Sequence[Boot]
+
 
 @dataclass(frozen=True)
 class BootTest:
@@ -65,19 +66,19 @@ def _key(baseline: tuple[Boot, ...], patched: tuple[Boot, ...]):
 
 
 # Counting modulo primes below 2^50 keeps every numpy sum of at most 2^12 residues inside int64; the counts
-# themselves, at most C(boots, baseline boots), come back exactly by the Chinese remainder theorem.
-_PRIMES = (1125899906842597, 1125899906842589, 1125899906842573, 1125899906842549, 1125899906842537,
-           1125899906842493, 1125899906842453, 1125899906842419)
+# themselves, each below the product of the primes used, come back exactly by the Chinese remainder theorem.
+_PRIMES = (1125899906842597, 1125899906842589, 1125899906842573, 1125899906842553, 1125899906842511,
+           1125899906842507, 1125899906842493, 1125899906842463)       # the eight largest below 2^50
 
 
 @lru_cache(maxsize=20_000)
 def _boot_test(key) -> BootTest:
+    if not key:
+        return BootTest(Fraction(1), Fraction(1), 1, 0, 0)
     nb = sum(len(a) for _, a, _ in key)
     np_ = sum(len(b) for _, _, b in key)
     observed = sum(sum(a) for _, a, _ in key)
     cap = observed + 1                      # sums of cap or more share one bucket: only the tails are needed
-    if not key:
-        return BootTest(Fraction(1), Fraction(1), 1, 0, 0)
     total = math.prod(math.comb(len(a) + len(b), len(a)) for _, a, b in key)
     rows = [_subset_sums(tuple(a) + tuple(b), len(a), cap) for _, a, b in key]
     if len(rows) == 1:                      # one stratum: only two counts need rebuilding
@@ -108,7 +109,7 @@ def _subset_sums(counts: tuple[int, ...], m: int, cap: int) -> np.ndarray:
     n = len(counts)
     largest = math.comb(n, min(m, n // 2))
     plain = largest < 2 ** 62
-    need = 1 if plain else math.ceil(largest.bit_length() / 50)
+    need = 1 if plain else largest.bit_length() // 49 + 1       # the primes' product exceeds every count
     if need > len(_PRIMES):
         raise ValueError(f"too many boots for the exact test: {n} boots of one length")
     primes = np.array(_PRIMES[:need], dtype=np.int64)[:, None, None]

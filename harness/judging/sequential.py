@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
-from typing import Callable, Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 from scipy import signal, special
 from scipy import stats as sps
 
 from harness.judging.boot_test import Boots, boot_test, clean, p_fixed_if_perfect, smallest_p
-from harness.judging.stats import Rate, rate as _wilson
+from harness.judging.stats import Rate
+from harness.judging.stats import rate as _wilson
 
 # Defaults (benchmarks/verdict_errors.py measures them): boots of 10 loops, at most 60 per arm. With alpha
 # 0.001 a boot-level verdict needs 7 boots per arm or more (1/C(14, 7) < alpha/2 < 1/C(12, 6)), and each
@@ -23,7 +25,8 @@ from harness.judging.stats import Rate, rate as _wilson
 DEFAULT_LOOPS_PER_RUN = 10
 DEFAULT_BUDGET = 600
 SPENDING_LOOKS = 15             # alpha is spent at about this many looks at most, evenly spaced
-DEFAULT_ALPHA = 0.001
+DEFAULT_ALPHA = 0.001           # --alpha: the most often a campaign of a kernel against itself ends `fixed` or
+                                # `regression` (alpha/2 each), whatever the boots' spread and wherever it stops
 BOOT_SECONDS = 7.0
 LOOP_SECONDS = 0.35
 
@@ -74,8 +77,10 @@ def _schedule(loops_per_run: int, budget: int, alpha: float) -> tuple[Look, ...]
 
     Look k comes after the k-th pair of boots, at t = loops per arm / budget, and its share is the
     increment spent(t_k) - spent(t_k-1) in each direction. Only every s-th look spends (s = looks /
-    SPENDING_LOOKS rounded up, and the last): each spending look divides alpha further, and spending at
-    every pair measured weaker (the benchmark). A look that does not spend, or whose smallest achievable
+    SPENDING_LOOKS rounded up, and the last): each spending look divides alpha further. Measured at the
+    defaults (10-loop boots, 600 per arm, rho 0.016), spending at all 53 reachable looks gave 84 % power
+    for a regression 5 % -> 15 % and 41 % for a perfect fix of a 3 % baseline; at 14 looks, 93 % and 54 %,
+    with the same loops to `fixed` at 10.5 %. A look that does not spend, or whose smallest achievable
     p-value (1/C(2k, k) with k boots per arm: every baseline boot failing more than every patched one)
     is above its share, spends nothing and hands its share on to the next look.
 
@@ -356,7 +361,10 @@ def _suggest(loop_rate: float, rho: float, alpha: float, power: float) -> tuple[
     found = []
     for n in (5, 10, 20, 25, 50, 100):
         q = 1 - zero_boot_probability(loop_rate, n, rho)
-        enough = lambda boots: boot_power(q, 0.0, Design(n, boots * n, alpha)) >= power   # noqa: E731
+
+        def enough(boots: int, q: float = q, n: int = n) -> bool:
+            return boot_power(q, 0.0, Design(n, boots * n, alpha)) >= power
+
         low, high = 4, 8
         while not enough(high):
             low, high = high, high * 2
@@ -378,8 +386,8 @@ BootDraw = Callable[[np.random.Generator, int], int]
 
 def beta_binomial(mean: float, rho: float) -> BootDraw:
     """A boot's failed loops: each boot's rate drawn from Beta(mean, rho), its loops binomial at that rate."""
-    if rho <= 0:
-        return lambda rng, n: int(rng.binomial(n, mean))
+    if rho <= 0 or not 0 < mean < 1:
+        return lambda rng, n: int(rng.binomial(n, min(1.0, max(0.0, mean))))
     s = 1 / rho - 1
     return lambda rng, n: int(rng.binomial(n, rng.beta(mean * s, (1 - mean) * s)))
 
@@ -398,7 +406,7 @@ def simulate(plan: PlanLike, baseline: BootDraw, patched: BootDraw, rng: np.rand
     b: list[tuple[int, int]] = []
     looks = schedule(plan)
     for look in looks:
-        n = look.loops - (a and sum(x[1] for x in a) or 0)
+        n = look.loops - sum(x[1] for x in a)
         a.append((baseline(rng, n), n))
         b.append((patched(rng, n), n))
         if look.level or look is looks[-1]:

@@ -12,8 +12,17 @@ from scipy import stats as sps
 
 from harness.judging import stats
 from harness.judging.boot_test import boot_test, smallest_p
-from harness.judging.sequential import (Design, Verdict, all_or_nothing, at_look, beta_binomial, decide,
-                                        feasibility, schedule, simulate)
+from harness.judging.sequential import (
+    Design,
+    Verdict,
+    all_or_nothing,
+    at_look,
+    beta_binomial,
+    decide,
+    feasibility,
+    schedule,
+    simulate,
+)
 
 ISSUE_AA = Design(loops_per_run=50, budget=200, alpha=0.001)      # the journaled A/A campaign of the issue
 
@@ -65,7 +74,7 @@ def test_zero_loop_boots_are_ignored_and_one_boot_per_arm_does_not_raise():
 def test_exact_counts_match_enumeration():
     rng = np.random.default_rng(5)
     for _ in range(300):
-        arm = lambda: [(int(rng.integers(0, n + 1)), n) for n in rng.choice([0, 3, 5, 5], rng.integers(0, 6))]  # noqa: E731
+        arm = lambda: [(int(rng.integers(0, n + 1)), n) for n in rng.choice([0, 3, 5, 5], rng.integers(0, 6))]
         baseline, patched = arm(), arm()
         t = boot_test(baseline, patched)
         assert (t.p_fixed, t.p_regression) == brute_force(baseline, patched), (baseline, patched)
@@ -77,7 +86,7 @@ def test_thirty_boots_per_arm_are_exact_and_fast():
     baseline = [(int(rng.binomial(100, 0.2)), 100) for _ in range(30)]
     patched = [(int(rng.binomial(100, 0.2)), 100) for _ in range(30)]
     t = boot_test(baseline, patched)
-    ways = [dict() for _ in range(31)]
+    ways = [{} for _ in range(31)]
     ways[0][0] = 1
     for e, _ in baseline + patched:
         for c in range(30, 0, -1):
