@@ -2,7 +2,7 @@
 
 Drives the real decision code, at the campaign's schedule (A, B, A, B, ..., a look after each pair):
 - new: harness.judging.sequential.decide at its defaults (exact boot-level test, Pocock-shaped spending);
-- old: harness.judging.stats.decide at the campaign's old plan (100-loop boots, budget 600, Fisher on
+- old: benchmarks/old_verdict.decide (as it was) at the campaign's old plan (100-loop boots, budget 600, Fisher on
   loops with the boot-spread guard, Bonferroni over 6 looks).
 Each boot's loop-failure rate is drawn from a beta distribution (mean, intra-boot correlation rho), or
 the boot fails every loop or none ("all or nothing"). No change: both arms the same kernel, mean 10 %.
@@ -25,7 +25,10 @@ from scipy import stats as sps
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.judging import sequential, stats
+from harness.judging import sequential
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import old_verdict  # noqa: E402  the pre-boot-level verdict, for the side-by-side figures
 
 NEW = sequential.Design()
 OLD_LOOPS, OLD_BUDGET = 100, 600
@@ -58,7 +61,7 @@ def old_campaign(baseline, patched, rng, alpha=0.001):
         b.append((patched(rng, n), n))
         ta = (sum(e for e, _ in a), sum(m for _, m in a))
         tb = (sum(e for e, _ in b), sum(m for _, m in b))
-        d = stats.decide(ta, tb, alpha=alpha, looks=looks, budget_reached=k == looks,
+        d = old_verdict.decide(ta, tb, alpha=alpha, looks=looks, budget_reached=k == looks,
                          baseline_boots=a, patched_boots=b)
         if d.final:
             return d.verdict.value, ta[1]

@@ -21,6 +21,7 @@ from harness.spec.variants import ALL_VARIANTS
 from harness.judging import stats
 from harness.build import toolchain
 from harness.core.errors import HarnessError, from_os_error
+from harness.judging.sequential import Verdict
 from harness.present import text
 from harness.store.campaign_folder import run_folders
 
@@ -85,6 +86,9 @@ def cmd_run(args) -> int:
             RunState.HANG: EXIT_FOUND, RunState.INFRA: EXIT_INFRA}[s.state]
 
 
+VERDICTS = [v.value for v in Verdict]
+
+
 def cmd_ab(args) -> int:
     from harness.orchestrate import arms as arms_mod
     from harness.orchestrate.campaign import Plan, run_ab
@@ -95,7 +99,7 @@ def cmd_ab(args) -> int:
         scn = config.with_overrides(scn, "module", attribution=False)
     arms = arms_mod.prepare(scn, cli_patches.request(args), _progress)   # --patch/--tree/refs; patches tried
     plan = Plan(arms.baseline, arms.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha,
-                infra_retries=args.infra_retries)
+                infra_retries=args.infra_retries, expected_rate=args.baseline_rate)
     folder = args.out or _run_folder(None, f"ab-{arms.baseline}-vs-{arms.patched}")
     try:
         result = run_ab(arms.scenario, plan, folder, progress=_progress, expect=args.expect, board=board)
@@ -251,11 +255,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="exit codes for `git bisect run`: 1 (new) when the verdict is VERDICT, 0 (old) for another "
                         "verdict, 125 (skip) when there is none to go by or the build or QEMU failed, 128 (abort) on "
                         "bad input")
-    p.add_argument("--loops-per-run", type=int, default=100, help="loops per guest boot (default 100)")
+    p.add_argument("--loops-per-run", type=int, default=10, help="loops per guest boot (default 10: the verdict's "
+                   "unit is the boot, and it needs at least 7 per arm at alpha 0.001)")
     p.add_argument("--budget", type=int, default=600, help="loops per variant at most (default 600)")
-    p.add_argument("--alpha", type=float, default=0.001, help="false-verdict rate of the whole campaign (default 0.001)")
+    p.add_argument("--alpha", type=float, default=0.001, help="the chance of a false verdict (fixed or regression) "
+                   "over the whole campaign when both arms fail alike, whatever the boot-to-boot spread (default 0.001)")
+    p.add_argument("--baseline-rate", type=float, metavar="RATE",
+                   help="the baseline's loop failure rate if known (e.g. 0.1): says before the first boot whether the "
+                        "budget can reach a verdict (otherwise the first baseline boot is the pilot)")
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
-    p.add_argument("--expect", default="fixed", choices=["fixed", "not-fixed", "regression", "inconclusive"],
+    p.add_argument("--expect", default="fixed", choices=VERDICTS,
                    help="the verdict that exits 0 (default: fixed)")
     p.add_argument("--infra-retries", type=int, default=2,
                    help="boots retried after an infrastructure failure with no loop measured (default 2)")

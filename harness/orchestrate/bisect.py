@@ -17,7 +17,6 @@ from typing import Callable, Mapping, Sequence
 
 from harness.core.errors import InfraError, InputError
 from harness.orchestrate.arms import with_variants
-from harness.orchestrate.campaign import Plan
 from harness.spec import patch_files
 from harness.spec.config import Scenario
 from harness.store import names
@@ -111,6 +110,8 @@ def run_bisect(scn: Scenario, baseline: str, patches: Sequence[patch_files.Patch
                progress: Callable[[str], None] = lambda s: None, **campaign_kwargs) -> dict:
     """Run (or resume) the search in folder; return its summary (also written to summary.json). `plan` holds
     the campaign Plan's fields other than baseline and patched; `campaign` is run_ab (or a fake)."""
+    from harness.orchestrate.campaign import Plan       # here: `cma-harness` starts without the campaign's stack
+
     outcome("fixed", looking_for)        # an unknown --looking-for fails before any campaign
     n = len(patches)
     scn = with_prefixes(scn, baseline, stored)

@@ -1,5 +1,6 @@
 """A/B campaign: baseline and patched kernels interleaved (A, B, A, B, ...), each run on a fresh disk,
-every loop streamed to disk, a sequential verdict after each pair, resumable after an interruption."""
+every loop streamed to disk, a sequential boot-level verdict after each pair (judging/sequential),
+resumable after an interruption."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.spec import config
-from harness.judging import stats
+from harness.judging import sequential, stats
 from harness.spec.boards import BoardFile
 from harness.spec.config import Scenario
 from harness.core.errors import InfraError, InputError
@@ -24,10 +25,13 @@ from harness.orchestrate.run import RunState, RunSummary, run_variant
 class Plan:
     baseline: str
     patched: str
-    loops_per_run: int = 100
+    # Many short boots: the verdict's unit is the boot (judging/sequential), and at alpha 0.001 it needs
+    # at least 7 boots per arm; benchmarks/verdict_errors.py measures these defaults.
+    loops_per_run: int = sequential.DEFAULT_LOOPS_PER_RUN
     budget: int = 600            # loops per variant at most
-    alpha: float = 0.001
+    alpha: float = sequential.DEFAULT_ALPHA     # a false verdict (fixed or regression) in at most alpha of campaigns
     infra_retries: int = 2       # an infrastructure failure is retried; a test result never is
+    expected_rate: float | None = None   # the baseline's loop rate, if known: feasibility before the first boot
 
     @property
     def looks(self) -> int:
@@ -40,6 +44,8 @@ class Plan:
             raise InputError(f"--alpha must be in (0, 0.5), got {self.alpha}")
         if not 0 <= self.infra_retries <= 10:
             raise InputError(f"--infra-retries must be between 0 and 10, got {self.infra_retries}")
+        if self.expected_rate is not None and not 0 < self.expected_rate < 1:
+            raise InputError(f"--baseline-rate is a loop failure rate in (0, 1), e.g. 0.1; got {self.expected_rate}")
 
 
 @dataclass
@@ -86,14 +92,23 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     started = time.monotonic()
     session_loops = 0
     decision = None
+    feasible = None
+    if plan.expected_rate is not None:
+        feasible = sequential.feasibility(plan.expected_rate, plan)
+        progress(f"before the first boot: {feasible.advice}")
+
+    def look(stopped: str | None = None) -> sequential.Decision:
+        boots_a, boots_b = _boots(st, plan, metric)
+        d = sequential.decide(boots_a, boots_b, plan=plan, stopped=stopped)
+        decisions.write({"loops_per_variant": [st.done(plan.baseline), _done_patched(st, plan)], **d.as_dict()})
+        progress(f"look at {st.done(plan.baseline)}+{_done_patched(st, plan)} loops: {d.verdict.value} ({d.reason})")
+        return d
+
     with camp.decision_writer() as decisions:
         while True:
             na, nb = st.done(plan.baseline), _done_patched(st, plan)
-            budget_reached = na >= plan.budget and nb >= plan.budget
-            if (na == nb and na > 0) or budget_reached:
-                decision = _look(st, plan, metric, budget_reached)
-                decisions.write({"loops_per_variant": [na, nb], **decision.as_dict()})
-                progress(f"look at {na}+{nb} loops: {decision.verdict.value} ({decision.reason})")
+            if sequential.at_look(*_boots(st, plan, metric), plan):
+                decision = look()
                 if decision.final:
                     break
             variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
@@ -105,10 +120,18 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
             session_loops += len(recs)
             progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
                                session_loops, time.monotonic() - started))
+            if feasible is None and arm == "A" and recs:
+                # The first baseline boot is the pilot: can the budget reach a verdict at its rate?
+                pilot = counts.loop_counts(recs, metric)
+                feasible = sequential.feasibility(max(pilot[0], 0.5) / pilot[1], plan)
+                progress(f"pilot (first baseline boot, {pilot[0]}/{pilot[1]}): {feasible.advice}")
             if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
                 progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
+                decision = look(stopped=f"run {summary['run']} ended in {summary['state']} after {len(recs)} loops"
+                                        + (f" ({summary['error']})" if summary.get("error") else ""))
                 break
-    result = {**_summarise(st, plan, metric, decision, time.monotonic() - started), "expect": expect}
+    result = {**_summarise(st, plan, metric, decision, time.monotonic() - started), "expect": expect,
+              "feasibility": feasible.as_dict() if feasible else None}
     camp.write_summary(result)
     return result
 
@@ -164,18 +187,15 @@ def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, prog
     raise InfraError(f"{variant}: {plan.infra_retries + 1} attempts failed on infrastructure; last: {s.error}")
 
 
-def _look(st: CampaignState, plan: Plan, metric: str, budget_reached: bool) -> stats.Decision:
-    a = counts.loop_counts(st.records[_key(plan, "A")], metric)
-    b = counts.loop_counts(st.records.get(_key(plan, "B"), []), metric)
-    boots_a = [counts.loop_counts(r, metric) for r in st.boots.get(_key(plan, "A"), [])]
-    boots_b = [counts.loop_counts(r, metric) for r in st.boots.get(_key(plan, "B"), [])]
-    return stats.decide(a, b, alpha=plan.alpha, looks=plan.looks, budget_reached=budget_reached,
-                        baseline_boots=boots_a, patched_boots=boots_b)
+def _boots(st: CampaignState, plan: Plan, metric: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Each arm's boots as (loops showing the failure, loops), in run order: the verdict's units."""
+    return (counts.per_boot(st.boots.get(_key(plan, "A"), []), metric),
+            counts.per_boot(st.boots.get(_key(plan, "B"), []), metric))
 
 
 def _pin_plan(camp: CampaignFolder, scn: Scenario, plan: Plan, board: BoardFile | None = None) -> None:
     """campaign.json records what this folder measures; resuming with a different plan is refused."""
-    doc = {"plan": asdict(plan), "scenario": config.as_dict(scn)}
+    doc = {"plan": {k: v for k, v in asdict(plan).items() if k != "expected_rate"}, "scenario": config.as_dict(scn)}
     if board is not None and board.kind != "qemu":      # a QEMU-board campaign's file stays as it was
         doc["board"] = {k: v for k, v in board.as_dict().items() if k != "source"}
     old = camp.plan()

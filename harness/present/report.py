@@ -193,7 +193,7 @@ CSS = """body{font-family:sans-serif;max-width:70em;margin:1.5em auto;padding:0 
 h1{font-size:1.5em} h2{font-size:1.15em;border-bottom:1px solid #ccc;margin-top:1.6em}
 table{border-collapse:collapse} td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 .verdict{font-size:1.25em;padding:.6em 1em;border-radius:4px;background:#eee}
-.pass,.fixed{background:#dff0d8} .reproduced,.not-fixed,.regression{background:#fcf8e3}
+.pass,.fixed{background:#dff0d8} .reproduced,.no-effect-shown,.regression,.baseline-does-not-reproduce{background:#fcf8e3}
 .crash,.hang,.infra{background:#f2dede} pre{background:#f6f6f6;padding:.6em;overflow-x:auto;font-size:.85em}
 code{font-size:.9em} details{margin:.4em 0}"""
 
@@ -250,7 +250,7 @@ def render_campaign(facts: dict, prov: dict) -> str:
             f"<p class='verdict {_e(verdict)}'><b>{_e(verdict.upper())}</b>: {_e(d.get('reason', 'no look yet'))}</p>",
             f"<p>metric: {_e(facts['metric'])}; alpha {_e(facts['plan']['alpha'])}; "
             f"p fixed = {_e(_fmt(d.get('p_fixed')))}, p regression = {_e(_fmt(d.get('p_regression')))}, "
-            f"per-look alpha {_e(_fmt(d.get('alpha_per_look')))}</p>", "<h2>Counts</h2>"]
+            f"this look's level {_e(_fmt(d.get('alpha_per_look')))} (exact boot-level tests; look {_e(d.get('look', ''))} of {_e(d.get('looks', ''))})</p>", "<h2>Counts</h2>"]
     rows = [("<b>arm</b>", "<b>variant</b>", "<b>loops</b>", "<b>failed loops</b>", "<b>LRU-caused loops</b>",
              "<b>failed chunks by cause</b>")]
     for arm, v in facts["variants"].items():

@@ -69,7 +69,7 @@ def boot_warnings(result: dict) -> list[str]:
         if p is not None and p < stats.SPREAD_WARN_P:
             out.append(f"{arm} {v['variant']}: the boots disagree ({result['metric']} per boot: "
                        f"{per_boot_text(spread['per_boot'])}; homogeneity p = {p:.2g}): loops of one boot are not "
-                       f"independent trials, so the verdict's p-values are also taken boot by boot")
+                       f"independent trials, which is why the verdict takes whole boots as its units")
     return out
 
 
@@ -89,10 +89,12 @@ def campaign_text(result: dict, folder: Path) -> str:
         lines.append(f"per boot ({result['metric']}): " + "; ".join(
             f"{arm} {per_boot_text(boots[arm])}" for arm in ("baseline", "patched")))
     lines += [f"warning: {w}" for w in boot_warnings(result)]
+    if result.get("feasibility"):
+        lines.append(f"feasibility: {result['feasibility']['advice']}")
     d = result["decision"]
     if d:
         lines.append(f"verdict: {result['verdict']} (p fixed = {d['p_fixed']:.3g}, p regression = "
-                     f"{d['p_regression']:.3g}, per-look alpha {d['alpha_per_look']:.3g}; {d['reason']})")
+                     f"{d['p_regression']:.3g}, both boot by boot; {d['reason']})")
     else:
         lines.append(f"verdict: {result['verdict']}")
     return "\n".join(lines)

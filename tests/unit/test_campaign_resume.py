@@ -146,5 +146,6 @@ def test_summary_gives_the_verdict_metric_boot_by_boot_and_a_resumed_boot_counts
     # its top-up of 6 loops is a boot of its own (loops 0 and 3 fail).
     per_run = [(sum("L" in r["outcome"] for r in read_jsonl(p / "loops.jsonl")), len(list(read_jsonl(p / "loops.jsonl"))))
                for p in sorted((tmp_path / "runs").glob("*-reintroduce-2012"))]
-    assert base["per_boot"] == [list(c) for c in per_run] == [[4, 10], [2, 4], [2, 6]]
+    assert base["per_boot"] == [list(c) for c in per_run]
+    assert per_run[:3] == [(4, 10), (2, 4), (2, 6)] and all(c == (4, 10) for c in per_run[3:])
     assert result["variants"]["patched"]["between_boots"]["p_homogeneous"] is None     # nothing failed

@@ -1,12 +1,11 @@
-"""Verdict logic on counts: known answers, and the error rate of `fixed` under no change."""
-
-import random
+"""Descriptive statistics: Wilson intervals and the boot-spread figure shown beside the verdict; the
+journal's recorded A/A boots through the verdict's own decide() (judging/sequential)."""
 
 import pytest
 from scipy import stats as sps
 
-from harness.judging import stats
-from harness.judging.stats import Verdict
+from harness.judging import sequential, stats
+from harness.orchestrate.campaign import Plan
 
 
 def test_wilson_interval_contains_the_rate_and_is_sane_at_zero():
@@ -14,53 +13,6 @@ def test_wilson_interval_contains_the_rate_and_is_sane_at_zero():
     assert r.low < 0.22 < r.high and 0.14 < r.low < 0.16
     z = stats.rate(0, 100)
     assert z.low == 0 and 0.03 < z.high < 0.04
-
-
-def test_clear_fix_is_fixed_at_the_first_look():
-    d = stats.decide((22, 100), (0, 100), alpha=0.001, looks=8, budget_reached=False)
-    assert d.verdict is Verdict.FIXED and d.final and d.p_fixed < 0.001 / 8
-
-
-def test_regression_is_seen():
-    d = stats.decide((0, 100), (30, 100), alpha=0.001, looks=4, budget_reached=False)
-    assert d.verdict is Verdict.REGRESSION
-
-
-def test_undecided_continues_until_the_budget():
-    d = stats.decide((2, 20), (0, 20), alpha=0.001, looks=8, budget_reached=False)
-    assert (d.verdict, d.final) == (Verdict.INCONCLUSIVE, False)
-    d = stats.decide((2, 20), (0, 20), alpha=0.001, looks=8, budget_reached=True)
-    assert (d.verdict, d.final) == (Verdict.INCONCLUSIVE, True)
-
-
-def test_baseline_against_itself_is_not_fixed():
-    d = stats.decide((20, 100), (21, 100), alpha=0.001, looks=8, budget_reached=False)
-    assert d.verdict is Verdict.NOT_FIXED and d.final
-    d = stats.decide((0, 100), (0, 100), alpha=0.001, looks=8, budget_reached=True)
-    assert d.verdict is Verdict.INCONCLUSIVE
-
-
-def test_bonferroni_spending_makes_a_later_fixed_harder():
-    one = stats.decide((8, 50), (0, 50), alpha=0.01, looks=1, budget_reached=False)
-    eight = stats.decide((8, 50), (0, 50), alpha=0.01, looks=8, budget_reached=False)
-    assert one.verdict is Verdict.FIXED and eight.verdict is Verdict.INCONCLUSIVE
-
-
-def test_false_fixed_rate_under_no_change_stays_below_alpha():
-    """Simulate identical kernels (true rate 20 %) through the whole sequential procedure."""
-    rng = random.Random(1)
-    alpha, looks, per_look, campaigns, false_fixed = 0.05, 5, 40, 400, 0
-    for _ in range(campaigns):
-        a = b = n = 0
-        for look in range(1, looks + 1):
-            a += sum(rng.random() < 0.2 for _ in range(per_look))
-            b += sum(rng.random() < 0.2 for _ in range(per_look))
-            n += per_look
-            d = stats.decide((a, n), (b, n), alpha=alpha, looks=looks, budget_reached=look == looks)
-            if d.final:
-                false_fixed += d.verdict is Verdict.FIXED
-                break
-    assert false_fixed / campaigns <= alpha
 
 
 def test_boots_that_share_a_rate_are_not_flagged():
@@ -104,7 +56,7 @@ def test_ab_summary_warns_when_an_arms_boots_disagree(tmp_path):
                 "failed_chunks_by_cause": {"P": events},
                 "between_boots": stats.boot_spread(per_boot).as_dict()}
 
-    result = {"metric": "failed loops", "verdict": "not-fixed", "decision": None,
+    result = {"metric": "failed loops", "verdict": "no-effect-shown", "decision": None,
               "variants": {"baseline": arm("reintroduce-2012", [(9, 100), (8, 100)]),
                            "patched": arm("stock", [(100, 100), (0, 100)])}}
     text = campaign_text(result, tmp_path)
@@ -120,27 +72,15 @@ JOURNAL_NULL_BASELINE = [(0, 50), (0, 50), (50, 50), (50, 50)]
 JOURNAL_NULL_PATCHED = [(0, 50), (0, 50), (0, 50), (0, 50)]
 
 
-def test_a_null_experiment_whose_boots_disagree_is_not_called_fixed():
-    counts = (100, 200), (0, 200)
-    naive = stats.decide(*counts, alpha=0.001, looks=4, budget_reached=True)
-    assert naive.verdict is Verdict.FIXED, "taken loop by loop, stock 'fixed' stock"
-    d = stats.decide(*counts, alpha=0.001, looks=4, budget_reached=True,
-                     baseline_boots=JOURNAL_NULL_BASELINE, patched_boots=JOURNAL_NULL_PATCHED)
-    assert d.verdict is not Verdict.FIXED and d.by_boot == ("baseline",)
-    # Both failing boots among the baseline's four happens in C(6,2) = 15 of the C(8,4) = 70 arrangements.
-    assert d.p_fixed == pytest.approx(15 / 70)
-    assert "boots disagree" in d.reason and "--loops-per-run" in d.reason
-
-
-def test_boots_that_agree_leave_the_loop_level_verdict_alone():
-    base, patched = [(5, 100), (6, 100), (10, 100)], [(0, 100), (0, 100), (0, 100)]
-    plain = stats.decide((21, 300), (0, 300), alpha=0.001, looks=6, budget_reached=False)
-    d = stats.decide((21, 300), (0, 300), alpha=0.001, looks=6, budget_reached=False,
-                     baseline_boots=base, patched_boots=patched)
-    assert d == plain and d.verdict is Verdict.FIXED and d.by_boot == ()
-
-
-def test_boot_level_p_is_exact_for_few_boots_and_one_sided():
-    assert stats.p_less_by_boot([(0, 10)] * 3, [(5, 10)] * 3) == pytest.approx(1 / 20)
-    assert stats.p_less_by_boot([(5, 10)] * 3, [(0, 10)] * 3) == pytest.approx(1.0)
-    assert stats.p_less_by_boot([], [(5, 10)]) == 1.0
+@pytest.mark.parametrize("baseline", [JOURNAL_NULL_BASELINE, sorted(JOURNAL_NULL_BASELINE, reverse=True)],
+                         ids=["recorded order", "failing boots first"])
+def test_the_recorded_journal_null_experiment_is_never_fixed(baseline):
+    """Taken loop by loop, 100/200 against 0/200 'fixes' stock with stock; boot by boot, both failing boots
+    among the baseline's four happen in C(6,2) = 15 of the C(8,4) = 70 arrangements, and this plan cannot
+    even reach a verdict with four boots per arm."""
+    plan = Plan("stock", "stock", loops_per_run=50, budget=200)
+    for k in range(1, 5):
+        d = sequential.decide(baseline[:k], JOURNAL_NULL_PATCHED[:k], plan=plan)
+        assert d.verdict not in (sequential.Verdict.FIXED, sequential.Verdict.REGRESSION)
+    assert d.final and d.p_fixed == pytest.approx(15 / 70)
+    assert "cannot reach a verdict" in d.reason and "more, shorter boots" in d.reason
