@@ -122,9 +122,16 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                                session_loops, time.monotonic() - started))
             if feasible is None and arm == "A" and recs:
                 # The first baseline boot is the pilot: can the budget reach a verdict at its rate?
+                # One short boot is a noisy estimate: judged at the lower end of its 95 % interval.
                 pilot = counts.loop_counts(recs, metric)
-                feasible = sequential.feasibility(max(pilot[0], 0.5) / pilot[1], plan)
-                progress(f"pilot (first baseline boot, {pilot[0]}/{pilot[1]}): {feasible.advice}")
+                low = stats.rate(*pilot).low
+                if low > 0:
+                    feasible = sequential.feasibility(low, plan)
+                    progress(f"pilot (first baseline boot, {pilot[0]}/{pilot[1]}, judged at its 95 % lower bound "
+                             f"{100 * low:.1f} %): {feasible.advice}")
+                else:
+                    progress(f"pilot (first baseline boot): {pilot[0]}/{pilot[1]}: too few failures to say "
+                             f"whether the budget can reach a verdict")
             if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
                 progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
                 decision = look(stopped=f"run {summary['run']} ended in {summary['state']} after {len(recs)} loops"
