@@ -70,6 +70,9 @@ def add_bisect_parser(sub, board_option) -> None:
                    help=f"loops per variant per campaign at most (default {defaults.get('budget')})")
     p.add_argument("--alpha", type=float, default=defaults.get("alpha"),
                    help=f"false-verdict rate of each campaign (default {defaults.get('alpha')})")
+    p.add_argument("--baseline-rate", type=float, metavar="RATE",
+                   help="the baseline's loop failure rate if known: each campaign says before its first boot whether "
+                        "the budget can reach a verdict")
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
     p.add_argument("--infra-retries", type=int, default=defaults.get("infra_retries"),
                    help="boots retried after an infrastructure failure with no loop measured")
@@ -91,6 +94,8 @@ def cmd_bisect(args) -> int:
     arms = arms_mod.prepare(scn, request(args), cli._progress)     # the whole series: every prefix applies
     plan = {"loops_per_run": args.loops_per_run, "budget": args.budget, "alpha": args.alpha,
             "infra_retries": args.infra_retries}
+    if args.baseline_rate is not None:      # only when given: a bisect folder's plan stays as it was otherwise
+        plan["expected_rate"] = args.baseline_rate
     Plan(arms.baseline, arms.patched, **plan).validate()
     base = arms.scenario.variant(arms.baseline)
     stored = [Path(p) for p in arms.scenario.variant(arms.patched).extra_patches[len(base.extra_patches):]]

@@ -48,7 +48,7 @@ def linux_git():
         if defence:
             [patch] = DEFENCES.glob(f"{defence}-*.patch")
             subprocess.run(["patch", "-p1", "--fuzz=0", "-s", "-i", patch], cwd=tmp, check=True)
-        git(tmp, "add", "-A")
+        git(tmp, "add", "-A", "--force")        # Debian's top-level .gitignore ignores everything (`/*`)
         git(tmp, "commit", "-qm", f"{tag}: " + ("Debian linux-source-6.1" if not defence else f"remove defence {defence}"))
         git(tmp, "tag", tag)
     (tmp / ".git" / "info" / "exclude").write_text(".complete\n")
@@ -59,7 +59,8 @@ def linux_git():
 
 
 def _state(repo):
-    return (git(repo, "status", "--porcelain"), git(repo, "rev-parse", "HEAD"), git(repo, "worktree", "list"))
+    return (git(repo, "status", "--porcelain", "--ignored"), git(repo, "rev-parse", "HEAD"),
+            git(repo, "worktree", "list"))
 
 
 def _records(folder):
