@@ -45,17 +45,19 @@ def cma_board(request):
 
 @pytest.fixture(scope="session")
 def cma_run(cma_scenario, cma_board, request, tmp_path_factory):
-    """cma_run(variant=None, name=None, board=None, **section_overrides) -> (RunSummary, run folder).
+    """cma_run(variant=None, name=None, board_file=None, **section_overrides) -> (RunSummary, run folder).
 
     One real boot of the scenario on a kernel variant (None: the scenario's own kernel), built or taken
-    from the cache, on the board of --cma-board (or `board`, a loaded board file); overrides like module={"loops": 3} or workload={"profile": "journal"}, validated as a
+    from the cache, on the board of --cma-board (or `board_file`, a loaded board file); overrides like
+    module={"loops": 3}, workload={"profile": "journal"} or board={"hang_timeout_s": 20} (the scenario's
+    board section), validated as a
     scenario file's would be. The run folder holds everything `cma-harness run` writes."""
     from harness.spec import config
     from harness.orchestrate.run import run_variant
 
     out = request.config.getoption("--cma-out")
 
-    def _run(variant: str | None = None, name: str | None = None, board=None, **overrides):
+    def _run(variant: str | None = None, name: str | None = None, board_file=None, **overrides):
         scn = cma_scenario
         for section, values in overrides.items():
             scn = config.with_overrides(scn, section, **values)
@@ -67,7 +69,7 @@ def cma_run(cma_scenario, cma_board, request, tmp_path_factory):
         else:
             folder = tmp_path_factory.mktemp(label)
         spec = scn.variant(variant) if variant else scn.kernel
-        summary = run_variant(scn, variant or "kernel", spec, folder, progress=print, board=board or cma_board)
+        summary = run_variant(scn, variant or "kernel", spec, folder, progress=print, board=board_file or cma_board)
         return summary, folder
 
     return _run
