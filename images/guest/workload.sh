@@ -107,8 +107,15 @@ start)
     ;;
 stop)
     [ -f $pids ] && kill $(cat $pids) 2>/dev/null
-    # The workers' children (dd, cat, rm) finish on their own; wait for them.
-    sleep 1
+    # Wait for the workers to be gone (polled every 50 ms, at most 1 s) instead of a fixed second: the
+    # counters were read before, so a child still finishing (dd, cat, rm) changes no measurement.
+    t=0
+    while [ "$t" -lt 20 ]; do
+        alive=0
+        for p in $(cat $pids 2>/dev/null); do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ "$alive" -eq 0 ] && break
+        usleep 50000; t=$((t + 1))
+    done
     echo "workload stopped"
     ;;
 churn) churn "$2" "$3" "$4" "$5" ;;
