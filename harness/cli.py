@@ -38,6 +38,14 @@ def _run_folder(base: Path | None, name: str) -> Path:
     return (base or Path("runs")) / f"{stamp}-{name}"
 
 
+def cmd_bench(args) -> int:
+    """Measure the harness on this machine (parsers, model, the verdict design, real boots) and print it."""
+    from harness.orchestrate import bench
+
+    print("\n".join(bench.run(config.load(args.scenario), quick=args.quick, progress=_progress)))
+    return EXIT_OK
+
+
 def cmd_doctor(args) -> int:
     ok, lines = toolchain.doctor()
     print("\n".join(lines))
@@ -228,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="check host tools; print the command that installs what is missing")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("bench", help="measure parsers, model, the verdict design and real boots; print the figures")
+    p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
+    p.add_argument("--quick", action="store_true", help="one boot per setting instead of three")
+    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")
     p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")

@@ -1,0 +1,140 @@
+"""`cma-harness bench`: measure the harness on this machine and print the figures (never asserted in tests).
+
+Pure parts (parsers, model, the verdict design's loops to a verdict) run in seconds; the guest part boots
+the scenario's cached kernels for real and reads the timings each run folder records."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from harness.core.paths import cache_root
+from harness.judging import sequential
+from harness.model.simulation import simulate
+from harness.parsers import busy, dump_page, ftrace, kmsg
+from harness.spec.config import PROJECT_ROOT, Scenario, with_overrides
+from harness.spec.variants import ALL_VARIANTS
+
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    value: float
+    unit: str
+    note: str = ""
+
+    def line(self) -> str:
+        return f"{self.name:44} {self.value:12.3g} {self.unit:12} {self.note}"
+
+
+def machine() -> str:
+    """The machine and the commit the figures belong to."""
+    try:
+        commit = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    cpus = len(__import__("os").sched_getaffinity(0))
+    return f"{platform.node()} ({platform.machine()}, {cpus} CPUs, Python {platform.python_version()}), commit {commit}"
+
+
+def _best_of(fn: Callable[[], object], repeat: int = 3) -> float:
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def parser_figures() -> list[Figure]:
+    """MB/s of each pure parser over the recorded real captures (console logs and traces)."""
+    consoles = [p.read_text(errors="replace") for p in sorted(FIXTURES.glob("console-*.log"))]
+    traces = [p.read_text(errors="replace") for p in sorted(FIXTURES.glob("trace-*.txt"))]
+    console_lines = [line for text in consoles for line in text.splitlines()]
+    trace_lines = [line for text in traces for line in text.splitlines()]
+    mb_console = sum(map(len, consoles)) / 1e6
+    mb_trace = sum(map(len, traces)) / 1e6
+    out = [
+        Figure("parser: console records and reports", mb_console / _best_of(lambda: list(kmsg.parse_lines(console_lines))), "MB/s",
+               f"{mb_console:.2f} MB of recorded consoles"),
+        Figure("parser: dump_page blocks", mb_console / _best_of(lambda: list(dump_page.parse_page_dumps(console_lines))), "MB/s"),
+        Figure("parser: ftrace text", mb_trace / _best_of(lambda: ftrace.parse_trace(trace_lines)), "MB/s",
+               f"{mb_trace:.2f} MB of recorded traces"),
+    ]
+    run = FIXTURES / "run-stock"
+    lines = (run / "console.log").read_text(errors="replace").splitlines()
+    tr = (run / "trace.txt").read_text(errors="replace").splitlines()
+    size = ((run / "console.log").stat().st_size + (run / "trace.txt").stat().st_size) / 1e6
+    out.append(Figure("busy join: console + trace of a run", size / _best_of(lambda: busy.analyse(lines, tr, "cma-harness-area")), "MB/s",
+                      f"tests/fixtures/run-stock, {size:.2f} MB"))
+    return out
+
+
+def model_figures(loops: int = 2000) -> list[Figure]:
+    out = []
+    for name in ("reintroduce-2012", "stock"):
+        seconds = _best_of(lambda: simulate(ALL_VARIANTS[name], loops, seed=0), repeat=1)
+        out.append(Figure(f"model: simulate {name}", loops / seconds, "loops/s"))
+    return out
+
+
+def design_figures(plan: sequential.PlanLike, rates: tuple[float, ...] = (0.105, 0.083)) -> list[Figure]:
+    """Loops per arm to `fixed` against a perfect fix, exact under independent loops (sequential.feasibility)."""
+    out = []
+    for r in rates:
+        f = sequential.feasibility(r, plan)
+        out.append(Figure(f"verdict: loops per arm to fixed, {100 * r:.1f} % vs 0", f.median_loops or float("nan"),
+                          "loops (median)", f"P(fixed within the budget) {100 * f.p_fixed:.0f} %; boots of {plan.loops_per_run}"))
+    return out
+
+
+def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress) -> list[Figure]:
+    """Real boots of a cached kernel, with and without the workload: the timings each run records."""
+    from harness.orchestrate.run import run_variant
+
+    out = []
+    for profile in (scn.workload.profile, "none"):
+        s = with_overrides(scn, "workload", origin="bench", profile=profile)
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="cma-bench-", dir=cache_root()) as tmp:
+            for i in range(boots):
+                summary = run_variant(s, variant, s.variant(variant), Path(tmp) / f"{profile}-{i}", loops=loops,
+                                      progress=progress)
+                rows.append(summary.timings)
+        label = f"workload {profile}"
+        per_min = statistics.median(r.get("loops_per_min", 0) for r in rows)
+        out.append(Figure(f"guest ({label}): loops per minute in a boot", per_min, "loops/min", f"median of {boots}"))
+        if profile == "none":
+            continue
+        first = [r.get("boot_to_first_loop_s") for r in rows if r.get("boot_to_first_loop_s") is not None]
+        shell = [r["boot_to_shell_s"] for r in rows if "boot_to_shell_s" in r]
+        total = [r["total_s"] for r in rows]
+        loop_time = [loops * 60 / r["loops_per_min"] for r in rows if r.get("loops_per_min")]
+        out += [
+            Figure("guest: power-on to shell", statistics.median(shell), "s"),
+            Figure("guest: power-on to first loop record", statistics.median(first), "s", "timings.boot_to_first_loop_s"),
+            Figure("guest: a run of the boot's loops, wall", statistics.median(total), "s", f"{loops} loops"),
+            Figure("guest: harness overhead / run", 1 - statistics.median(loop_time) / statistics.median(total), "ratio",
+                   "(wall - the guest's own loop time) / wall, boot included"),
+        ]
+    return out
+
+
+def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012",
+        progress: Callable[[str], None] = lambda s: None) -> list[str]:
+    plan = sequential.Design()
+    lines = [f"cma-harness bench on {machine()}", f"{'figure':44} {'value':>12} {'unit':12} note"]
+    for figure in parser_figures() + model_figures(500 if quick else 2000) + design_figures(plan):
+        lines.append(figure.line())
+    for figure in guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress):
+        lines.append(figure.line())
+    return lines
