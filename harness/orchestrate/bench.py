@@ -20,6 +20,8 @@ from harness.model.simulation import simulate
 from harness.parsers import busy, dump_page, ftrace, kmsg
 from harness.spec.config import PROJECT_ROOT, Scenario, with_overrides
 from harness.spec.variants import ALL_VARIANTS
+from harness.store import names
+from harness.store.run_folder import RunFolder
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 
@@ -70,10 +72,9 @@ def parser_figures() -> list[Figure]:
         Figure("parser: ftrace text", mb_trace / _best_of(lambda: ftrace.parse_trace(trace_lines)), "MB/s",
                f"{mb_trace:.2f} MB of recorded traces"),
     ]
-    run = FIXTURES / "run-stock"
-    lines = (run / "console.log").read_text(errors="replace").splitlines()
-    tr = (run / "trace.txt").read_text(errors="replace").splitlines()
-    size = ((run / "console.log").stat().st_size + (run / "trace.txt").stat().st_size) / 1e6
+    run = RunFolder(FIXTURES / "run-stock")
+    lines, tr = run.console_lines(), run.trace_lines() or []
+    size = (run.file(names.CONSOLE).stat().st_size + run.file(names.TRACE).stat().st_size) / 1e6
     out.append(Figure("busy join: console + trace of a run", size / _best_of(lambda: busy.analyse(lines, tr, "cma-harness-area")), "MB/s",
                       f"tests/fixtures/run-stock, {size:.2f} MB"))
     return out
