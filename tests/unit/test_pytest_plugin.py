@@ -47,3 +47,15 @@ def test_cma_board_loads_the_given_board_file_and_names_a_template_s_gaps(pytest
     result = pytester.runpytest_subprocess("--cma-board", "beaglebone-black")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*is a template: fill in*ssh.host*"])
+
+
+def test_the_cma_marker_refuses_an_argument_it_does_not_know(pytester):
+    pytester.makepyfile(test_marker="""
+        import pytest
+
+        @pytest.mark.cma(loopz=3)
+        def test_it(cma):
+            pass
+    """)
+    result = pytester.runpytest_subprocess()
+    result.stdout.fnmatch_lines(["*unknown argument 'loopz'*allowed: loops, variant*"])
