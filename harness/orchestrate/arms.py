@@ -66,11 +66,16 @@ def baseline_of(scn: Scenario, req: Request) -> tuple[str, KernelSpec]:
     return name, scn.kernel
 
 
+def _safe(name: str) -> str:
+    """A name fit for a run folder's: letters, digits and ._+- only."""
+    return re.sub(r"[^A-Za-z0-9._+-]+", "-", name).strip("-") or "tree"
+
+
 def ref_name(ref: str, commit: str) -> str:
     """A variant name for a commit: the ref as written (folder-safe) and the commit id's first 12 digits."""
     if commit.startswith(ref.lower()):
         return commit[:12]
-    return f"{re.sub(r'[^A-Za-z0-9._+-]+', '-', ref).strip('-') or 'ref'}@{commit[:12]}"
+    return f"{_safe(ref)}@{commit[:12]}"
 
 
 def store_patches(patches: Sequence[patch_files.Patch]) -> list[Path]:
@@ -113,6 +118,8 @@ def resolve(scn: Scenario, req: Request) -> Arms:
         patched_name, patched_spec = ref_name(req.patched_ref, b.commit), dataclasses.replace(base_spec, source=b.source)
         base_name, base_spec = ref_name(req.baseline_ref, a.commit), dataclasses.replace(base_spec, source=a.source)
     elif req.patches:
+        if req.tree and not req.baseline:       # the developer's tree as it is: named after its folder
+            base_name = _safe(req.tree.expanduser().resolve().name) + (f"+{base_name}" if base_spec.patches else "")
         base_spec = on_tree(base_spec, req.tree)
         patched_name, patched_spec = f"{base_name}+patches", base_spec
     else:

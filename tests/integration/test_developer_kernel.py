@@ -44,6 +44,7 @@ def linux_git():
     subprocess.run(["tar", "-xf", kernel.DEBIAN_KERNEL_TARBALL, "-C", tmp, "--strip-components=1"], check=True)
     git(tmp, "init", "-q", "-b", "main")
     git(tmp, "config", "core.compression", "1")
+    git(tmp, "config", "gc.auto", "0")      # no gc detached by a commit, packing while the test compares states
     for tag, defence in COMMITS:
         if defence:
             [patch] = DEFENCES.glob(f"{defence}-*.patch")
@@ -60,7 +61,7 @@ def linux_git():
 
 def _state(repo):
     return (git(repo, "status", "--porcelain", "--ignored"), git(repo, "rev-parse", "HEAD"),
-            git(repo, "worktree", "list"))
+            git(repo, "worktree", "list", "--porcelain"))
 
 
 def _records(folder):

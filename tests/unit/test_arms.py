@@ -50,7 +50,10 @@ def test_without_baseline_the_scenarios_own_kernel_is_the_baseline(seed):
 def test_tree_replaces_the_source_of_both_arms(seed, tmp_path):
     tree = fk.tree(tmp_path / "linux")
     a = arms.resolve(seed, arms.Request(tree=tree, patches=(FIX3,)))
+    assert (a.baseline, a.patched) == ("linux", "linux+patches"), "the tree as it is, named after its folder"
     assert {a.scenario.variant(n).source for n in (a.baseline, a.patched)} == {str(tree.resolve())}
+    b = arms.resolve(seed, arms.Request(tree=tree, baseline="reintroduce-2012", patches=(FIX3,)))
+    assert (b.baseline, b.patched) == ("reintroduce-2012", "reintroduce-2012+patches")
     plain = arms.resolve(seed, arms.Request(tree=tree))
     assert plain.scenario.variant("reintroduce-2012").source == str(tree.resolve())
 
