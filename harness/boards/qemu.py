@@ -43,6 +43,17 @@ def read_child(child: pexpect.spawn, timeout: float) -> bytes | None:
         return None
 
 
+def stop_child(child: pexpect.spawn | None, reader: ConsoleTee | None) -> None:
+    """Stop a QEMU child for good: killed if still alive, its output reader joined, its pty closed."""
+    if child is None:
+        return
+    if child.isalive():
+        child.terminate(force=True)
+    if reader is not None:
+        reader.join(5)
+    child.close(force=True)
+
+
 @dataclass(frozen=True)
 class QemuBoardConfig:
     machine: QemuHardware
@@ -201,12 +212,7 @@ class QemuBoard(Board):
 
     def _power_off(self) -> None:
         try:
-            if self._qemu is not None:
-                if self._qemu.isalive():
-                    self._qemu.terminate(force=True)
-                if self._console is not None:
-                    self._console.join(5)
-                self._qemu.close(force=True)
+            stop_child(self._qemu, self._console)
         finally:
             if self._sock is not None:
                 self._sock.close()

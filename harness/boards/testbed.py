@@ -17,7 +17,7 @@ from pathlib import Path
 import pexpect
 
 from harness.boards.console_tee import ConsoleTee
-from harness.boards.qemu import QemuBoardConfig, _signals_deferred, kernel_cmdline, read_child
+from harness.boards.qemu import QemuBoardConfig, _signals_deferred, kernel_cmdline, read_child, stop_child
 from harness.boards.ssh import free_port
 from harness.boards.ssh_board import SshBoard
 from harness.build.toolchain import require
@@ -125,12 +125,7 @@ class QemuSshBoard(SshBoard):
             finally:
                 if self._ser2net is not None:
                     self._ser2net.stop()
-                if self._qemu is not None:
-                    if self._qemu.isalive():
-                        self._qemu.terminate(force=True)
-                    if self._qemu_out is not None:
-                        self._qemu_out.join(5)
-                    self._qemu.close(force=True)
+                stop_child(self._qemu, self._qemu_out)
                 if self._qemu_log is not None:
                     self._qemu_log.close()
                 self._tmp.cleanup()
