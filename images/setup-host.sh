@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 PACKAGES=(
     qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 linux-source-6.12 device-tree-compiler e2fsprogs
-    make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache
+    make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache git
     python3 python3-venv python3-pip
     ser2net
 )
