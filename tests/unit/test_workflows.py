@@ -376,13 +376,6 @@ CI_BREAKS = [
 ]
 
 
-@pytest.mark.parametrize("what,old,new,problem", CI_BREAKS, ids=[b[0] for b in CI_BREAKS])
-def test_ci_checks_notice(tmp_path, what, old, new, problem):
-    broken = _broken_copy(tmp_path, CI, old, new)
-    found = ci_problems(broken.read_text())
-    assert any(problem in p for p in found), found
-
-
 VALIDATE_BREAKS = [
     ("no --patch", '--patch "${patches[@]}"', "", "does not run `cma-harness ab --baseline B --patch FILE... --expect V`"),
     ("the harness at a fixed ref", "ref: ${{ inputs.harness-ref }}", "ref: main",
@@ -394,10 +387,16 @@ VALIDATE_BREAKS = [
 ]
 
 
-@pytest.mark.parametrize("what,old,new,problem", VALIDATE_BREAKS, ids=[b[0] for b in VALIDATE_BREAKS])
-def test_validate_checks_notice(tmp_path, what, old, new, problem):
-    broken = _broken_copy(tmp_path, VALIDATE, old, new)
-    found = validate_problems(broken.read_text())
+# Each rule of each workflow's checker, broken on a copy: the checker must name the problem.
+BREAKS = [("ci", CI, ci_problems, *b) for b in CI_BREAKS] + \
+         [("validate", VALIDATE, validate_problems, *b) for b in VALIDATE_BREAKS]
+
+
+@pytest.mark.parametrize("workflow,path,problems,what,old,new,problem", BREAKS,
+                         ids=[f"{b[0]}: {b[3]}" for b in BREAKS])
+def test_workflow_checks_notice(tmp_path, workflow, path, problems, what, old, new, problem):
+    broken = _broken_copy(tmp_path, path, old, new)
+    found = problems(broken.read_text())
     assert any(problem in p for p in found), found
 
 
