@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from harness import cli_patches
+from harness import cli_board, cli_patches
 from harness.parsers import capture
 from harness.spec import boards, config
 from harness.judging import crosscheck
@@ -290,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     cli_patches.add_bisect_parser(sub, _board_option)
+    cli_board.add_board_parser(sub, _board_option)
 
     p = sub.add_parser("check", help="re-run the reference model's cross-checks on saved run or campaign folders")
     p.add_argument("folders", nargs="+", type=Path)

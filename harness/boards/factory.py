@@ -40,18 +40,21 @@ def check_host(board: BoardFile) -> None:
 def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder) -> Board:
     """The board of a run, with the images it boots from made in the run folder."""
     folder = run.file(names.IMAGES)
+    # The default pool instead of the dedicated area: QEMU's own DTB, and the pool on the command line.
+    dedicated = board.area.method == "dedicated"
+    area, extra = (scn.area, ()) if dedicated else (None, (f"cma={board.area.pool_mib}M",))
     if board.kind == "qemu":
         machine = QemuHardware.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder)
-        return QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, run.path))
+        imgs = image.make_all(kb, mb.ko, machine, area, scn.workload, folder)
+        return QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, run.path, extra))
     if board.kind == "qemu-ssh":
         check_host(board)
         keys = testbed.ensure_keys()
         folder.mkdir(parents=True, exist_ok=True)
         machine = QemuHardware.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, scn.area, scn.workload, folder,
+        imgs = image.make_all(kb, mb.ko, machine, area, scn.workload, folder,
                               initramfs_extra=testbed.initramfs_entries(keys, folder))
-        return QemuSshBoard(board, QemuBoardConfig(machine, kb.zimage, imgs, run.path))
+        return QemuSshBoard(board, QemuBoardConfig(machine, kb.zimage, imgs, run.path, extra))
     disk = None
     if board.disk.provision == "write-image":
         folder.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,9 @@ def kernel_cmdline(machine: QemuHardware, extra: Sequence[str] = ()) -> str:
     # panic=-1 with -no-reboot: a panic ends QEMU at once, so a crash can never look like a hang.
     # cma=0: no default area. The test device's area from the DTB is the only CMA memory, as the
     # seed's 56 MB region was: metadata pages that spill into CMA can only land where the test allocates.
-    return " ".join([f"console={machine.console}", "rdinit=/init", "panic=-1", "cma=0", "loglevel=7", *extra])
+    # A cma= in extra (a board that tests the default pool) takes its place.
+    pool = [] if any(e.startswith("cma=") for e in extra) else ["cma=0"]
+    return " ".join([f"console={machine.console}", "rdinit=/init", "panic=-1", *pool, "loglevel=7", *extra])
 
 
 # The guest's name for the trace port (nr 2; the command channel is nr 1, /dev/vport0p1, served by

@@ -69,7 +69,7 @@ def build(spec: ModuleSpec, kernel: KernelBuild, *, store: cache.Store | None = 
                     proc.run(["make", "-C", kernel.tree, *MAKE_VARS, f"M={work}", "modules"],
                              env=build_env(kernel.tree), log_path=work / "build.log")
                 except proc.CommandError as e:
-                    raise InfraError(f"test module build failed:\n" + "\n".join(e.tail[-15:])) from e
+                    raise InfraError("test module build failed:\n" + "\n".join(e.tail[-15:])) from e
                 if not (work / f"{MODULE_NAME}.ko").exists():
                     raise InfraError(f"test module build produced no {MODULE_NAME}.ko; see {work / 'build.log'}")
     path = store.path(key)

@@ -125,13 +125,19 @@ def placement(data: RunData, chunk_pages: int, align_order: int) -> CheckResult:
     """Check 1: every call of every loop where the model's cma_alloc() puts it."""
     if data.area is None:
         return CheckResult("placement", None, "the module never printed its area: no base to place chunks from")
-    loops = {r["loop"]: measured_calls(r, data.calls.get(r["loop"]) if data.calls is not None else None)
+    # A board's default pool is shared: pages other drivers hold are taken in the bitmap, not busy, so
+    # no trace shows them. Every call is then placed as an untraced one: the ranges it skipped are
+    # inferred (busy or held), and it must still sit where the first-fit search can reach.
+    shared = bool((data.summary.get("board") or {}).get("pool"))
+    traced_calls = None if shared else data.calls
+    loops = {r["loop"]: measured_calls(r, traced_calls.get(r["loop"]) if traced_calls is not None else None)
              for r in data.records if set(r["outcome"]) <= set(CHUNK_CALLS)}
     base_pfn, area_pages = _area_pages(data.area)
     result = checks.check_placement(loops, base_pfn=base_pfn, area_pages=area_pages, chunk_pages=chunk_pages,
                                    align_order=align_order)
-    traced = len(data.calls) if data.calls is not None else 0
-    return dataclasses.replace(result, data={**result.data, "loops_traced": traced})
+    traced = len(traced_calls) if traced_calls is not None else 0
+    detail = result.detail + ("; the default pool is shared: ranges others hold are inferred, not traced" if shared else "")
+    return dataclasses.replace(result, detail=detail, data={**result.data, "loops_traced": traced, "shared_pool": shared})
 
 
 def accounting(data: RunData, chunk_pages: int) -> CheckResult:

@@ -28,10 +28,10 @@ from harness.build import module
 from harness.parsers import kmsg
 from harness.parsers.console_watch import AreaSeen, ConsoleWatcher, Ended, LoopSeen, Phase, ReportSeen
 from harness.parsers import ftrace
-from harness.guest import install, tracing
+from harness.guest import install, pool, tracing
 from harness.boards import factory
 from harness.boards.base import Board
-from harness.spec.boards import BoardFile
+from harness.spec.boards import BoardArea, BoardFile
 from harness.spec.config import KernelSpec, Scenario, as_dict
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError, InputError, from_os_error
@@ -114,7 +114,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
         guest = factory.make_board(board, scn, kb, mb, run)
         with guest, run.loop_writer() as out:
             try:
-                _guest_session(scn, guest, mb, out, summary, loops, first_loop, run, progress)
+                _guest_session(scn, guest, mb, out, summary, loops, first_loop, run, progress, board.area)
             finally:
                 summary.kernel_log = guest.kernel_log_summary()
         analysis = _analyse(scn, run, summary)
@@ -153,7 +153,7 @@ def _check_space(folder: Path, need_mib: int) -> None:
 
 
 def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: JsonlWriter, summary: RunSummary,
-                   loops: int, first_loop: int, run: RunFolder, progress) -> None:
+                   loops: int, first_loop: int, run: RunFolder, progress, area: BoardArea = BoardArea()) -> None:
     t_boot = time.monotonic()
     progress(f"[{summary.variant}] booting")
     board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
@@ -168,7 +168,8 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
     before = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
     if scn.trace.enabled:
         tracing.start(board, scn.trace.buffer_kib, scn.trace.page_dumps, Deadline(60, "trace set-up"))
-    board.run(snippets.insmod(scn.module, loops, first_loop, board.paths.module), Deadline(60)).check()
+    board.run(snippets.insmod(scn.module, loops, first_loop, board.paths.module) + _pool_params(board, area, summary),
+              Deadline(60)).check()
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
@@ -181,6 +182,16 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
         if scn.workload.profile != "none":
             board.run_script(snippets.stop_workload(board.paths.workload), Deadline(60))
         board.run(snippets.RMMOD, Deadline(60))
+
+
+def _pool_params(board: Board, area: BoardArea, summary: RunSummary) -> list[str]:
+    """With `area.method: default`, the board's default pool found and named to the module."""
+    if area.method != "default":
+        return []
+    found = pool.choose(pool.parse(board.run_script(pool.SCRIPT, Deadline(60, "CMA pool lookup")).output),
+                        area.pool_name)
+    summary.board["pool"] = dataclasses.asdict(found)
+    return pool.insmod_params(found)
 
 
 def _collect_trace(board: Board, run: RunFolder, summary: RunSummary, progress) -> None:

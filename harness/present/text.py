@@ -89,7 +89,8 @@ def campaign_text(result: dict, folder: Path) -> str:
         lines.append(f"per boot ({result['metric']}): " + "; ".join(
             f"{arm} {per_boot_text(boots[arm])}" for arm in ("baseline", "patched")))
     lines += [f"warning: {w}" for w in boot_warnings(result)]
-    if result.get("feasibility"):
+    # The pilot's advice is a forecast at its pessimistic rate; once a verdict is in, it is history.
+    if result.get("feasibility") and result.get("verdict") not in ("fixed", "regression"):
         lines.append(f"feasibility: {result['feasibility']['advice']}")
     d = result["decision"]
     if d:
@@ -111,3 +112,17 @@ def verdict_text(result: dict) -> str:
     lines.append(f"verdict: {result['verdict']}" + (f" ({d['reason']})" if d else ""))
     return "\n".join(lines)
 
+
+
+def board_check_text(board_name: str, findings: Sequence, ready: bool, folder: Path) -> str:
+    """`board check`: one line per item (what was found, and for each missing one how to fix it)."""
+    mark = {"ok": "ok  ", "missing": "MISS", "note": "    "}
+    lines = [f"board {board_name}:"]
+    for f in findings:
+        lines.append(f"  {mark.get(f.status, f.status)} {f.item:22} {f.found}")
+        if f.fix:
+            lines.append(f"       {'':22} fix: {f.fix}")
+    missing = [f.item for f in findings if f.status == "missing"]
+    lines.append("ready for the scenario" if ready else f"not ready: {len(missing)} missing ({', '.join(missing)})")
+    lines.append(f"console and kernel log: {folder}")
+    return "\n".join(lines)

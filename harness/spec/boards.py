@@ -80,9 +80,15 @@ class BoardDisk:
 class BoardArea:
     # The dedicated area: the harness's reserved-memory node and test device (images/dt/cma-area.dtsi.j2)
     # in the board's device tree. A CMA area cannot be added at run time: the board must boot with it.
-    method: str = field(default="dedicated", metadata=_choice("dedicated"))
+    # default: the board's default CMA pool (cma= or a `linux,cma-default` node), shared with every other
+    # driver; the module allocates for a device of its own with no memory-region (guest/pool.py).
+    method: str = field(default="dedicated", metadata=_choice("dedicated", "default"))
     # The board's own DTB: `cma-harness build --board FILE` writes a copy with the area added, to boot with.
     board_dtb: str | None = None
+    # method default: the pool's name in /sys/kernel/debug/cma (default: cma='s "reserved", or the only one).
+    pool_name: str | None = None
+    # method default on the QEMU boards: the pool the guest boots with (cma=N M on its command line).
+    pool_mib: int = field(default=64, metadata=_range(16, 1024))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,22 @@ IMAGES = "images"                   # sub-folder: initramfs, disk image, DTB of 
 BOARD = "board.yaml"                # the board file as the run used it (defaults filled in)
 KMSG = "kmsg.txt"                   # a board's /dev/kmsg read over SSH, raw ("pri,seq,usec,flags;text")
 QEMU_OUTPUT = "qemu-output.txt"     # what the SSH test bed's QEMU printed (its console goes to ser2net)
+BOARD_PROBE = "board-probe.txt"     # `board check`: what the probe snippet printed on the board
 SER2NET_LOG = "ser2net.log"         # the test bed's ser2net: its command line and output
+
+# What `cma-harness import` adds to a run folder made from a LAVA job's output.
+LAVA_LOG = "lava-output.yaml"       # the LAVA job's log, as lava-run wrote it (one YAML mapping a line)
+LAVA_CASES = "lava-cases.jsonl"     # the test cases LAVA recorded (its monitor's), one a line
+
+# A LAVA job folder (`cma-harness lava-job`): what lava-run is given, and where its output goes.
+LAVA_JOB = "job.yaml"               # the job definition
+LAVA_DEVICE = "device.yaml"         # the rendered device dictionary (QEMU guest: the harness's QEMU arguments)
+LAVA_MANIFEST = "lava-job.json"     # what the job runs: scenario, variant, loops, kernel and module keys, files
+LAVA_OUTPUT = "output"              # sub-folder: lava-run's --output-dir
+LAVA_OUTPUT_LOG = "output.yaml"     # in it: the job's log (lava-run's stderr; a LAVA server's job log)
+LAVA_OUTPUT_RESULT = "result.yaml"  # in it: lava-run's own pass/fail of the job
+AUTORUN = "autorun.sh"              # in images/: the guest's own run (harness/guest/autorun.py)
+KERNEL_IMAGE = "zImage"             # in images/: the kernel the job boots
 
 # A campaign folder (an A/B campaign: its runs under RUNS).
 CAMPAIGN = "campaign.json"          # the plan and scenario this folder measures (a resume must match)
