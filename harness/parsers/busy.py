@@ -3,6 +3,7 @@ and the page the kernel dumped; the distinct call chains with counts. Pure: even
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
@@ -179,12 +180,17 @@ def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[d
     before its own (printk and trace share the local clock), and they must be exactly the calls its
     record implies (CHUNK_CALLS per chunk), else the loop is left out."""
     joined, unjoined = {}, {}
+    # Each loop's window of finish times found by bisection, then put back in trace order: a scan of every
+    # call for every loop grows with loops times calls.
+    by_finish = sorted(range(len(calls)), key=lambda i: calls[i].finish)
+    finishes = [calls[i].finish for i in by_finish]
     previous = float("-inf")
     for rec in sorted(records, key=lambda r: (r.time is None, r.time)):
         if rec.time is None:
             unjoined[rec.loop] = "the record has no printk timestamp"
             continue
-        mine = [c for c in calls if previous < c.finish <= rec.time]
+        window = by_finish[bisect.bisect_right(finishes, previous):bisect.bisect_right(finishes, rec.time)]
+        mine = [calls[i] for i in sorted(window)]      # previous < finish <= rec.time, in trace order
         previous = rec.time
         expected = [ok for c in rec.outcome for ok in CHUNK_CALLS.get(c, (None,))]
         seen = [c.ok for c in mine]

@@ -60,12 +60,14 @@ def parse_page_dumps(lines: Iterable[str]) -> Iterator[PageDump]:
     that are no part of one are skipped without closing it; a new `page:` line or the end closes it."""
     dump: PageDump | None = None
     for n, raw in enumerate(lines, 1):
+        if dump is None and "refcount:" not in raw:     # outside a block only PAGE matters, and needs it
+            continue
         text = raw.rstrip("\r\n")
         ts = None
         if m := TIMESTAMP.match(text):
             ts, text = float(m.group(1)), text[m.end():]
         text = text.strip()
-        if m := PAGE.search(text):
+        if "refcount:" in text and (m := PAGE.search(text)):
             if dump is not None:
                 yield dump
             dump = PageDump(line=n, time=ts, pfn=int(m.group("pfn"), 16), refcount=int(m.group("refcount")),

@@ -100,51 +100,70 @@ def parse_trace(lines: Iterable[str]) -> list[TraceItem]:
     same pid on the same CPU. Lines that match no format (garbage, a cut line) are skipped; a stack cut
     short keeps the frames it has.
     """
+    # The same frame lines and event texts come again and again (the same calls, the same returns), so
+    # each distinct one is parsed once.
     items: list[TraceItem] = []
     open_by_task: dict[tuple[int, int], int] = {}   # (pid, cpu) -> index of its latest stack-less event
     frames: list[str] | None = None                 # the stack being read
     owner: int | None = None                        # the index it goes to
-
-    def close_stack() -> None:
-        nonlocal frames, owner
-        if frames and owner is not None:
-            items[owner] = dataclasses.replace(items[owner], stack=tuple(frames))
-        frames, owner = None, None
+    frame_of: dict[str, str | None] = {}            # frame line -> its frame
+    event_of: dict[str, tuple | None] = {}          # the text after the header -> _event_parts
 
     for n, raw in enumerate(lines, 1):
+        if frames is not None:
+            if raw not in frame_of:
+                frame_of[raw] = m.group("frame") if (m := FRAME.match(raw.rstrip("\r\n"))) else None
+            if (frame := frame_of[raw]) is not None:
+                frames.append(frame)
+                continue
+            if frames and owner is not None:
+                items[owner] = _trace_event({**vars(items[owner]), "stack": tuple(frames)})
+            frames, owner = None, None
         text = raw.rstrip("\r\n")
-        if frames is not None and (m := FRAME.match(text)):
-            frames.append(m.group("frame"))
-            continue
-        close_stack()
-        if m := LOST.match(text):
+        if text.startswith("CPU:") and (m := LOST.match(text)):     # LOST starts with "CPU:"
             items.append(LostEvents(line=n, cpu=int(m.group("cpu")),
                                     count=int(m.group("count")) if m.group("count") else None))
             continue
         if not (h := HEADER.match(text)):
             continue
-        pid, cpu = int(h.group("pid")), int(h.group("cpu"))
-        rest = h.group("rest")
+        comm, pid, cpu, _flags, ts, rest = h.groups()
+        pid, cpu = int(pid), int(cpu)
         if rest.startswith("<stack trace>"):
             frames, owner = [], open_by_task.pop((pid, cpu), None)
             continue
-        if ev := _event(n, h, pid, cpu, rest):
-            open_by_task[(pid, cpu)] = len(items)
-            items.append(ev)
-    close_stack()
+        if rest not in event_of:
+            event_of[rest] = _event_parts(rest)
+        if (parts := event_of[rest]) is None:
+            continue
+        event, site, func, fields = parts
+        open_by_task[(pid, cpu)] = len(items)
+        items.append(_trace_event({"line": n, "time": float(ts), "comm": comm.strip(), "pid": pid, "cpu": cpu,
+                                   "event": event, "fields": fields.copy(), "site": site, "func": func, "stack": ()}))
+    if frames and owner is not None:
+        items[owner] = _trace_event({**vars(items[owner]), "stack": tuple(frames)})
     return items
 
 
-def _event(n: int, h: re.Match, pid: int, cpu: int, rest: str) -> TraceEvent | None:
+def _event_parts(rest: str) -> tuple[str, str | None, str | None, dict[str, str]] | None:
+    """`<name>: [(<site>[ <- <func>])] <fields>` as (name, site, func, fields); None: not an event."""
     if not (e := EVENT.match(rest)):
         return None
-    body, site, func = e.group("body"), None, None
+    event, body = e.groups()
+    site = func = None
     if p := PROBE_SITE.match(body):
-        site, func = p.group("site"), p.group("func")
+        site, func = p.groups()
         body = body[p.end():]
-    return TraceEvent(line=n, time=float(h.group("ts")), comm=h.group("comm").strip(), pid=pid, cpu=cpu,
-                      event=e.group("event"), fields={m.group("key"): m.group("value") for m in FIELD.finditer(body)},
-                      site=site, func=func)
+    return event, site, func, dict(FIELD.findall(body))
+
+
+def _trace_event(values: dict) -> TraceEvent:
+    """TraceEvent(**values) without the frozen dataclass's __init__, which sets each field through
+    object.__setattr__ (2-3 us an event, once parse_trace's largest cost; dataclasses.replace, which a
+    stack needed, twice that). `values` holds every field __init__ sets, in field order (not `kind`, a
+    class default), so the instance is the one __init__ would make (test_trace checks it)."""
+    ev = object.__new__(TraceEvent)
+    ev.__dict__.update(values)
+    return ev
 
 
 RING_STAT = re.compile(r"^(?P<key>overrun|commit overrun|dropped events|entries|read events): (?P<value>\d+)\s*$")

@@ -19,8 +19,8 @@ def _write(tmp_path, text: str, name="board.yaml") -> Path:
     return path
 
 
-def test_the_shipped_boards_are_the_four_named():
-    assert boards.shipped() == ["beaglebone-black", "qemu", "qemu-ssh", "raspberrypi-2"]
+def test_the_shipped_boards_are_the_five_named():
+    assert boards.shipped() == ["beaglebone-black", "qemu", "qemu-cma-pool", "qemu-ssh", "raspberrypi-2"]
 
 
 def test_the_qemu_board_file_is_todays_board_and_changes_no_kernel():
@@ -69,7 +69,7 @@ def test_a_filled_template_loads(name, tmp_path):
 
 
 def test_an_unknown_board_lists_the_shipped_ones():
-    with pytest.raises(InputError, match="shipped boards: beaglebone-black, qemu, qemu-ssh, raspberrypi-2"):
+    with pytest.raises(InputError, match="shipped boards: beaglebone-black, qemu, qemu-cma-pool, qemu-ssh, raspberrypi-2"):
         boards.load("no-such-board")
 
 

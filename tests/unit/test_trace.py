@@ -1,5 +1,6 @@
 """ftrace text parser: the kernel's own formats (kernel/trace/trace_output.c), and recorded real traces."""
 
+import dataclasses
 from collections import Counter
 
 from harness.parsers import ftrace
@@ -97,3 +98,13 @@ def test_truncated_trace_keeps_what_came_before_the_cut():
     # The cut frame is kept as printed: a cut symbol is indistinguishable from a whole one.
     assert last.stack[-1] == "__alloc_from_contigu"
     assert not [e for e in _events(items, "cma_alloc_finish") if e.ptr("page") == 0]
+
+
+def test_parsed_events_are_the_objects_the_constructor_makes():
+    """parse_trace builds TraceEvents without their frozen __init__ (ftrace._trace_event): each must be
+    the instance TraceEvent(...) makes, attribute for attribute and in the same order, stacks included."""
+    events = [i for i in _items("trace-reintroduce-2012-loop6.txt") if isinstance(i, ftrace.TraceEvent)]
+    assert any(e.stack for e in events) and any(not e.stack for e in events)
+    for ev in events:
+        made = ftrace.TraceEvent(**{f.name: getattr(ev, f.name) for f in dataclasses.fields(ev) if f.init})
+        assert list(vars(ev).items()) == list(vars(made).items()) and ev == made
