@@ -4,6 +4,7 @@ and the page the kernel dumped; the distinct call chains with counts. Pure: even
 from __future__ import annotations
 
 import bisect
+import functools
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
@@ -192,14 +193,21 @@ def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[d
         window = by_finish[bisect.bisect_right(finishes, previous):bisect.bisect_right(finishes, rec.time)]
         mine = [calls[i] for i in sorted(window)]      # previous < finish <= rec.time, in trace order
         previous = rec.time
-        expected = [ok for c in rec.outcome for ok in CHUNK_CALLS.get(c, (None,))]
-        seen = [c.ok for c in mine]
+        expected = _calls_implied(rec.outcome)
+        seen = tuple(c.ok for c in mine)
         if seen != expected:
             unjoined[rec.loop] = (f"trace has {len(seen)} calls ({seen.count(False)} failed), the record "
                                   f"implies {len(expected)} ({expected.count(False)} failed)")
             continue
         joined[rec.loop] = mine
     return joined, unjoined
+
+
+@functools.lru_cache(maxsize=4096)
+def _calls_implied(outcome: str) -> tuple[bool | None, ...]:
+    """The ok/failed sequence of cma_alloc() calls a record's outcome implies; outcomes repeat (most
+    loops are all "."), so each is expanded once."""
+    return tuple(ok for c in outcome for ok in CHUNK_CALLS.get(c, (None,)))
 
 
 def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],

@@ -6,6 +6,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Iterator
 
+from fnv_hash_fast import fnv1a_32
+
 # "[   12.345678] " printk time prefix (CONFIG_PRINTK_TIME); dmesg and serial captures both carry it.
 TIMESTAMP = re.compile(r"^\s*(?:<\d>)?\[\s*(\d+\.\d+)\]\s?")
 
@@ -170,11 +172,9 @@ def parse_line(text: str, lineno: int = 0) -> Event | None:
 
 
 def record_sum(text: str) -> int:
-    """FNV-1a (32 bit) over the bytes of text: the module's record_sum()."""
-    h = 2166136261
-    for byte in text.encode("utf-8", "surrogateescape"):
-        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
-    return h
+    """FNV-1a (32 bit) over the bytes of text: the module's record_sum(). In C (fnv-hash-fast): the same
+    loop in Python took 46 us a 650-byte record, most of the console parser's time."""
+    return fnv1a_32(text.encode("utf-8", "surrogateescape"))
 
 
 # Record format 2 carries " sum=<8 hex>" after loop=N; format 1 (older modules) has none.

@@ -79,3 +79,25 @@ def test_the_prefilter_changes_no_answer(monkeypatch):
     monkeypatch.setattr(kmsg, "_ANY_WORD", re.compile(""))
     assert filtered == [kmsg.parse_line(l, n) for n, l in enumerate(lines)]
     assert sum(e is not None for e in filtered) > 100
+
+
+def _fnv1a_32_reference(data: bytes) -> int:
+    h = 2166136261
+    for byte in data:
+        h = ((h ^ byte) * 16777619) & 0xFFFFFFFF
+    return h
+
+
+def test_the_record_sum_is_the_modules_fnv1a_over_every_recorded_record():
+    """record_sum() runs in C (fnv-hash-fast); it must be the module's FNV-1a, byte for byte: the published
+    test vectors, a byte that is not UTF-8 (surrogateescape), and every record of the recorded consoles."""
+    assert kmsg.record_sum("") == 0x811C9DC5 and kmsg.record_sum("a") == 0xE40C292C
+    assert kmsg.record_sum("foobar") == 0xBF9CF968
+    odd = b"cma_harness: loop=1 \xff".decode("utf-8", "surrogateescape")
+    assert kmsg.record_sum(odd) == _fnv1a_32_reference(b"cma_harness: loop=1 \xff")
+    records = [line for p in sorted(FIXTURES.glob("console-*.log"))
+               for line in p.read_text(errors="surrogateescape").splitlines() if "cma_harness: loop=" in line]
+    assert len(records) > 20
+    for line in records:
+        text = line.split("cma_harness: ", 1)[1]
+        assert kmsg.record_sum(text) == _fnv1a_32_reference(text.encode("utf-8", "surrogateescape"))
