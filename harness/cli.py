@@ -11,7 +11,7 @@ import signal
 import sys
 from pathlib import Path
 
-from harness import cli_board, cli_patches
+from harness import cli_board, cli_lava, cli_patches
 from harness.parsers import capture
 from harness.spec import boards, config
 from harness.judging import crosscheck
@@ -110,7 +110,8 @@ def cmd_ab(args) -> int:
                 infra_retries=args.infra_retries, expected_rate=args.baseline_rate)
     folder = args.out or _run_folder(None, f"ab-{arms.baseline}-vs-{arms.patched}")
     try:
-        result = run_ab(arms.scenario, plan, folder, progress=_progress, expect=args.expect, board=board)
+        result = run_ab(arms.scenario, plan, folder, progress=_progress, expect=args.expect, board=board,
+                        executor=cli_lava.executor(args))
     except KeyboardInterrupt:
         print(f"cma-harness: to resume, run the same command with --out {folder}", file=sys.stderr)
         raise
@@ -283,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="boots retried after an infrastructure failure with no loop measured (default 2)")
     p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")
     _board_option(p)
+    cli_lava.add_executor_option(p)
     p.set_defaults(func=cmd_ab)
 
     p = sub.add_parser("report", help="(re)write report.html, report.json and failures.png of run or campaign folders")
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     cli_patches.add_bisect_parser(sub, _board_option)
+    cli_lava.add_parsers(sub, _board_option)
     cli_board.add_board_parser(sub, _board_option)
 
     p = sub.add_parser("check", help="re-run the reference model's cross-checks on saved run or campaign folders")

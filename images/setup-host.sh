@@ -10,6 +10,7 @@ PACKAGES=(
     make bc bison flex libssl-dev libelf-dev cpio xz-utils patch ccache git
     python3 python3-venv python3-pip
     ser2net
+    lava-dispatcher
 )
 CACHE="${CMA_HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cma-harness}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -58,6 +59,11 @@ if [ ! -x "$CACHE/dropbear-armhf/bin/dropbear" ]; then
     done
     rm -rf "$CACHE/dropbear-armhf" && mv "$CACHE/dropbear-armhf.partial" "$CACHE/dropbear-armhf"
     rm -rf "$tmp"
+fi
+# lava-dispatcher (lava-run, for `cma-harness lava-job` jobs and their integration test) enables a
+# lava-worker service that would try to reach a LAVA server: lava-run needs no worker, so it stays off.
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now lava-worker.service >/dev/null 2>&1 || true
 fi
 # ser2net is started by the harness itself for the test bed, on 127.0.0.1 only: the packaged service
 # (examples on ports 2000+) is not wanted running.

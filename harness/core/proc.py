@@ -88,6 +88,28 @@ def run(
     return list(tail)
 
 
+def run_to_file(argv: Sequence[str], *, stderr_path: Path, stdout_path: Path | None = None) -> int:
+    """Run argv to completion with its stderr (and stdout, else discarded) written to files, byte for byte,
+    as a tool that logs on stderr needs (lava-run); returns its exit status, which the caller judges."""
+    argv = [str(a) for a in argv]
+    log.debug("run: %s 2> %s", shlex.join(argv), stderr_path)
+    with open(stderr_path, "wb") as err, open(stdout_path or "/dev/null", "wb") as out:
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        except FileNotFoundError as e:
+            raise InfraError(f"cannot run {argv[0]!r}: not found. Run `cma-harness doctor` for the package that provides it.") from e
+        try:
+            return proc.wait()
+        except BaseException:
+            proc.terminate()        # lava-run cancels the job (stops QEMU) on SIGTERM
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            raise
+
+
 def capture(argv: Sequence[str], *, cwd: Path | None = None) -> str:
     """Run a short query command and return its stdout; failures raise CommandError."""
     argv = [str(a) for a in argv]

@@ -18,7 +18,7 @@ from harness.spec.config import Scenario
 from harness.core.errors import InfraError, InputError
 from harness.store import counts
 from harness.store.campaign_folder import SECOND_ARM_SUFFIX, CampaignFolder, arm_key_of, variant_of_key
-from harness.orchestrate.run import RunState, RunSummary, run_variant
+from harness.orchestrate.run import RunState, run_variant
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,21 @@ class CampaignState:
         return len(self.records.get(variant, []))
 
 
+# What runs one boot into a run folder and returns its summary.json content: the harness itself
+# (run_variant) by default, or another executor (orchestrate/lava.py: lava-run, then an import).
+Executor = Callable[..., dict]
+
+
+def harness_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress, board) -> dict:
+    return run_variant(scn, variant, scn.variant(variant), folder, loops=loops, progress=progress,
+                       board=board).as_dict()
+
+
 def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None,
-           expect: str = "fixed", board: BoardFile | None = None) -> dict:
+           expect: str = "fixed", board: BoardFile | None = None, executor: Executor = harness_executor) -> dict:
     """Run (or resume) the campaign in folder; return its summary (also written to summary.json).
-    `expect` is the verdict the caller counts as success (the JUnit file's verdict case)."""
+    `expect` is the verdict the caller counts as success (the JUnit file's verdict case); `executor` runs
+    each boot (the verdict is always the harness's own, from the run folders' loops.jsonl)."""
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
@@ -113,7 +124,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                     break
             variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
             loops = run_length(na if arm == "A" else nb, plan)
-            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board)
+            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board, executor)
             recs = camp.run(summary["run"]).records()
             st.add(_key(plan, arm), recs)
             st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
@@ -180,18 +191,18 @@ def _minutes(minutes: float) -> str:
     return f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
 
 
-def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress, board=None) -> dict:
+def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress, board=None,
+                      executor: Executor = harness_executor) -> dict:
     """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
         run = camp.next_run(_key(plan, arm))
         name = run.name
         progress(f"run {name}: {loops} loops on {variant}")
-        s: RunSummary = run_variant(scn, variant, scn.variant(variant), run.path, loops=loops, progress=progress,
-                                    board=board)
-        if s.state is not RunState.INFRA or s.loops_done > 0:
-            return {"run": name, **s.as_dict()}
-        progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s.error}")
-    raise InfraError(f"{variant}: {plan.infra_retries + 1} attempts failed on infrastructure; last: {s.error}")
+        s = executor(scn, variant, run.path, loops=loops, progress=progress, board=board)
+        if s["state"] != RunState.INFRA.value or s["loops_done"] > 0:
+            return {"run": name, **s}
+        progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s['error']}")
+    raise InfraError(f"{variant}: {plan.infra_retries + 1} attempts failed on infrastructure; last: {s['error']}")
 
 
 def _boots(st: CampaignState, plan: Plan, metric: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:

@@ -25,6 +25,8 @@ SER2NET_LOG = "ser2net.log"         # the test bed's ser2net: its command line a
 LAVA_LOG = "lava-output.yaml"       # the LAVA job's log, as lava-run wrote it (one YAML mapping a line)
 LAVA_CASES = "lava-cases.jsonl"     # the test cases LAVA recorded (its monitor's), one a line
 
+LAVA_JOB_FOLDER = "lava-job"        # sub-folder of a run `ab --executor lava-run` made: the boot's LAVA job folder
+
 # A LAVA job folder (`cma-harness lava-job`): what lava-run is given, and where its output goes.
 LAVA_JOB = "job.yaml"               # the job definition
 LAVA_DEVICE = "device.yaml"         # the rendered device dictionary (QEMU guest: the harness's QEMU arguments)

@@ -5,7 +5,6 @@ loop on the kernel's default CMA pool instead of the dedicated area."""
 import json
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 

@@ -53,7 +53,7 @@ def test_stop_script_is_valid_shell_and_ends_a_stream_only_after_the_reader_is_g
         assert subprocess.run(["sh", "-n"], input=script, text=True).returncode == 0
         assert script.index("tracing_on") < script.index("kill $r")
     streamed = tracing.stop_script("/dev/vport0p2")
-    assert streamed.index("kill -0 $r") < streamed.index(f"> /dev/vport0p2")
+    assert streamed.index("kill -0 $r") < streamed.index("> /dev/vport0p2")
     assert tracing.STREAM_END not in tracing.stop_script(tracing.TRACE_FILE)
     assert "cat /sys/kernel/tracing/trace_pipe > /dev/vport0p2 2>/dev/null &" in tracing.setup_script(64, False, "/dev/vport0p2")
 

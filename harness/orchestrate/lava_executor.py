@@ -1,0 +1,45 @@
+"""A campaign's boots executed by LAVA instead of by the harness (`cma-harness ab --executor lava-run`):
+each boot is a job `lava-job` writes into the run folder's lava-job/ folder, run by lava-run, then imported
+into that run folder. The verdict stays the harness's own, from the imported loops.jsonl; LAVA's verdict
+on each boot is kept in its summary.json (`lava`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from harness.core.errors import InfraError
+from harness.orchestrate import lava, lava_import
+from harness.orchestrate.run import RunState, RunSummary
+from harness.spec.boards import BoardFile
+from harness.spec.config import Scenario
+from harness.store import names
+from harness.store.run_folder import RunFolder
+
+EXECUTORS = ("harness", "lava-run")
+
+
+def lava_run_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress,
+                      board: BoardFile | None) -> dict:
+    """One boot as a LAVA job under lava-run (the campaign.Executor protocol): its run folder's summary."""
+    board = board or BoardFile()
+    run = RunFolder(folder).create()
+    job_folder = folder / names.LAVA_JOB_FOLDER
+    try:
+        written = lava.write_job(lava.JobRequest(scn, variant, scn.variant(variant), board, job_folder, loops,
+                                                 job_id=folder.name), progress=progress)
+        status, seconds = lava.run_job(written.folder, progress=progress)
+        progress(f"[{variant}] lava-run ended with status {status} after {seconds:.0f} s")
+        try:
+            output = lava_import.read_output(written.folder.output)
+        except lava_import.NotLavaOutput as e:          # lava-run died before it logged anything
+            raise InfraError(f"lava-run left no job log (exit status {status}): {e}") from e
+        summary = lava_import.import_output(output, folder, written.folder, require_records=False, progress=progress)
+        summary["timings"]["lava_run_s"] = round(seconds, 1)
+        run.write_summary(summary)
+        return summary
+    except (InfraError, OSError) as e:
+        s = RunSummary(RunState.INFRA, variant, loops, error=f"the LAVA job did not run: {e}",
+                       board={"name": board.name, "kind": board.kind, "executor": "lava"})
+        run.write_summary(s.as_dict())
+        progress(f"[{variant}] {s.error}")
+        return s.as_dict()
