@@ -107,7 +107,7 @@ def cmd_ab(args) -> int:
         scn = config.with_overrides(scn, "module", attribution=False)
     arms = arms_mod.prepare(scn, cli_patches.request(args), _progress)   # --patch/--tree/refs; patches tried
     plan = Plan(arms.baseline, arms.patched, loops_per_run=args.loops_per_run, budget=args.budget, alpha=args.alpha,
-                infra_retries=args.infra_retries, expected_rate=args.baseline_rate)
+                infra_retries=args.infra_retries, expected_rate=args.baseline_rate, parallel_arms=args.parallel_arms)
     folder = args.out or _run_folder(None, f"ab-{arms.baseline}-vs-{arms.patched}")
     try:
         result = run_ab(arms.scenario, plan, folder, progress=_progress, expect=args.expect, board=board,
@@ -280,6 +280,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
     p.add_argument("--expect", default="fixed", choices=VERDICTS,
                    help="the verdict that exits 0 (default: fixed)")
+    p.add_argument("--parallel-arms", action="store_true", help="boot the baseline and patched guests of each pair "
+                   "at once (two QEMUs share the host's CPUs; the looks and the statistics are unchanged)")
     p.add_argument("--infra-retries", type=int, default=2,
                    help="boots retried after an infrastructure failure with no loop measured (default 2)")
     p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")

@@ -5,7 +5,9 @@ resumable after an interruption."""
 from __future__ import annotations
 
 import json
+import concurrent.futures
 import math
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,6 +34,9 @@ class Plan:
     alpha: float = sequential.DEFAULT_ALPHA     # a false verdict (fixed or regression) in at most alpha of campaigns
     infra_retries: int = 2       # an infrastructure failure is retried; a test result never is
     expected_rate: float | None = None   # the baseline's loop rate, if known: feasibility before the first boot
+    # Both boots of a pair at once (two guests); the order of the records and the looks stay as serial.
+    # Pinned with the plan: two guests share the host's CPUs, which is a condition of the measurement.
+    parallel_arms: bool = False
 
     @property
     def looks(self) -> int:
@@ -115,6 +120,33 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
         progress(f"look at {st.done(plan.baseline)}+{_done_patched(st, plan)} loops: {d.verdict.value} ({d.reason})")
         return d
 
+    def account(variant: str, arm: str, summary: dict) -> str | None:
+        """One boot's records into the state; returns why the campaign stops, if it must."""
+        nonlocal session_loops, feasible
+        recs = camp.run(summary["run"]).records()
+        st.add(_key(plan, arm), recs)
+        st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
+        session_loops += len(recs)
+        progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
+                           session_loops, time.monotonic() - started))
+        if feasible is None and arm == "A" and recs:
+            # The first baseline boot is the pilot: can the budget reach a verdict at its rate?
+            # One short boot is a noisy estimate: judged at the lower end of its 95 % interval.
+            pilot = counts.loop_counts(recs, metric)
+            low = stats.rate(*pilot).low
+            if low > 0:
+                feasible = sequential.feasibility(low, plan)
+                progress(f"pilot (first baseline boot, {pilot[0]}/{pilot[1]}, judged at its 95 % lower bound "
+                         f"{100 * low:.1f} %): {feasible.advice}")
+            else:
+                progress(f"pilot (first baseline boot): {pilot[0]}/{pilot[1]}: too few failures to say "
+                         f"whether the budget can reach a verdict")
+        if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
+            progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
+            return (f"run {summary['run']} ended in {summary['state']} after {len(recs)} loops"
+                    + (f" ({summary['error']})" if summary.get("error") else ""))
+        return None
+
     with camp.decision_writer() as decisions:
         while True:
             na, nb = st.done(plan.baseline), _done_patched(st, plan)
@@ -122,31 +154,17 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                 decision = look()
                 if decision.final:
                     break
-            variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
-            loops = run_length(na if arm == "A" else nb, plan)
-            summary = _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board, executor)
-            recs = camp.run(summary["run"]).records()
-            st.add(_key(plan, arm), recs)
-            st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
-            session_loops += len(recs)
-            progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
-                               session_loops, time.monotonic() - started))
-            if feasible is None and arm == "A" and recs:
-                # The first baseline boot is the pilot: can the budget reach a verdict at its rate?
-                # One short boot is a noisy estimate: judged at the lower end of its 95 % interval.
-                pilot = counts.loop_counts(recs, metric)
-                low = stats.rate(*pilot).low
-                if low > 0:
-                    feasible = sequential.feasibility(low, plan)
-                    progress(f"pilot (first baseline boot, {pilot[0]}/{pilot[1]}, judged at its 95 % lower bound "
-                             f"{100 * low:.1f} %): {feasible.advice}")
-                else:
-                    progress(f"pilot (first baseline boot): {pilot[0]}/{pilot[1]}: too few failures to say "
-                             f"whether the budget can reach a verdict")
-            if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
-                progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
-                decision = look(stopped=f"run {summary['run']} ended in {summary['state']} after {len(recs)} loops"
-                                        + (f" ({summary['error']})" if summary.get("error") else ""))
+            if plan.parallel_arms and na == nb:
+                boots = _run_pair(scn, plan, camp, run_length(na, plan), progress, board, executor)
+            else:
+                variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
+                loops = run_length(na if arm == "A" else nb, plan)
+                boots = [(variant, arm, _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board,
+                                                          executor))]
+            # Every boot of a pair is kept, in arm order, even when the first of them stops the campaign.
+            stops = [why for why in (account(*boot) for boot in boots) if why]
+            if stops:
+                decision = look(stopped="; ".join(stops))
                 break
     result = {**_summarise(st, plan, metric, decision, time.monotonic() - started), "expect": expect,
               "feasibility": feasible.as_dict() if feasible else None}
@@ -195,7 +213,8 @@ def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, prog
                       executor: Executor = harness_executor) -> dict:
     """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
-        run = camp.next_run(_key(plan, arm))
+        with _NAMING:               # the two boots of a parallel pair must not take the same number
+            run = camp.next_run(_key(plan, arm)).create()
         name = run.name
         progress(f"run {name}: {loops} loops on {variant}")
         s = executor(scn, variant, run.path, loops=loops, progress=progress, board=board)
@@ -203,6 +222,33 @@ def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, prog
             return {"run": name, **s}
         progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s['error']}")
     raise InfraError(f"{variant}: {plan.infra_retries + 1} attempts failed on infrastructure; last: {s['error']}")
+
+
+_NAMING = threading.Lock()
+
+
+def _run_pair(scn, plan: Plan, camp: CampaignFolder, loops: int, progress, board,
+              executor: Executor) -> list[tuple[str, str, dict]]:
+    """A pair's two boots at once: the patched one in a second thread, the baseline in this one (which
+    takes Ctrl-C). On an interrupt the other boot is stopped at its next progress line (its QEMU is
+    stopped and its loops kept, as any interrupted run's), then the interrupt goes on."""
+    cancel = threading.Event()
+
+    def patched_progress(line: str) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        progress(line)
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="patched-arm") as pool:
+        other = pool.submit(_run_with_retries, scn, plan, plan.patched, "B", camp, loops, patched_progress,
+                            board, executor)
+        try:
+            first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor)
+        except BaseException:
+            cancel.set()
+            raise
+        second = other.result()
+    return [(plan.baseline, "A", first), (plan.patched, "B", second)]
 
 
 def _boots(st: CampaignState, plan: Plan, metric: str) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
@@ -213,7 +259,9 @@ def _boots(st: CampaignState, plan: Plan, metric: str) -> tuple[list[tuple[int, 
 
 def _pin_plan(camp: CampaignFolder, scn: Scenario, plan: Plan, board: BoardFile | None = None) -> None:
     """campaign.json records what this folder measures; resuming with a different plan is refused."""
-    doc = {"plan": {k: v for k, v in asdict(plan).items() if k != "expected_rate"}, "scenario": config.as_dict(scn)}
+    # A serial campaign's plan stays as it was before parallel_arms existed, so old folders resume.
+    kept = {k: v for k, v in asdict(plan).items() if k != "expected_rate" and (k != "parallel_arms" or v)}
+    doc = {"plan": kept, "scenario": config.as_dict(scn)}
     if board is not None and board.kind != "qemu":      # a QEMU-board campaign's file stays as it was
         doc["board"] = {k: v for k, v in board.as_dict().items() if k != "source"}
     old = camp.plan()

@@ -43,7 +43,7 @@ class FakeRuns:
         self.at, self.cut, self.boots = at, cut, 0
 
     def __call__(self, scn, variant, spec, folder, *, loops, progress, **_):
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)      # the campaign made it (its name is taken)
         boot, self.boots = self.boots, self.boots + 1
         s = RunSummary(RunState.INFRA, variant, loops)
         with JsonlWriter(folder / "loops.jsonl") as out:
@@ -94,6 +94,39 @@ def test_interrupt_then_resume_measures_what_an_uninterrupted_campaign_does(tmp_
     assert len(names) == len(set(n.split("-", 1)[0] for n in names)), "one number per run folder"
 
 
+PARALLEL = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05, parallel_arms=True)
+
+
+def test_parallel_arms_measure_and_decide_what_the_serial_campaign_does(tmp_path, monkeypatch):
+    scn = config.load()
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    serial = campaign.run_ab(scn, PLAN, tmp_path / "serial")
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    both = campaign.run_ab(scn, PARALLEL, tmp_path / "parallel")
+    assert _totals(both) == _totals(serial) and both["verdict"] == serial["verdict"]
+    looks = {k: [json.loads(l)["loops_per_variant"] for l in (tmp_path / k / "decisions.jsonl").read_text().splitlines()]
+             for k in ("serial", "parallel")}
+    assert looks["parallel"] == looks["serial"], "the same looks at the same loop counts"
+    assert [r["variant"] for r in both["runs"]] == [r["variant"] for r in serial["runs"]], "records kept A, B, A, B"
+    names = sorted(p.name for p in (tmp_path / "parallel" / "runs").iterdir())
+    assert len(names) == len({n.split("-", 1)[0] for n in names}) == 6, names
+    assert json.loads((tmp_path / "parallel" / "campaign.json").read_text())["plan"]["parallel_arms"] is True
+    assert "parallel_arms" not in json.loads((tmp_path / "serial" / "campaign.json").read_text())["plan"], \
+        "a serial campaign's plan is written as before, so older folders still resume"
+
+
+def test_an_interrupted_parallel_campaign_resumes_to_the_same_totals(tmp_path, monkeypatch):
+    scn = config.load()
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    whole = campaign.run_ab(scn, PARALLEL, tmp_path / "whole")
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns(at=2, cut=4))
+    with pytest.raises(KeyboardInterrupt):
+        campaign.run_ab(scn, PARALLEL, tmp_path / "cut")
+    monkeypatch.setattr(campaign, "run_variant", FakeRuns())
+    resumed = campaign.run_ab(scn, PARALLEL, tmp_path / "cut")
+    assert _totals(resumed) == _totals(whole) and resumed["verdict"] == whole["verdict"]
+
+
 def test_resuming_with_another_plan_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(campaign, "run_variant", FakeRuns())
     campaign.run_ab(config.load(), PLAN, tmp_path)
@@ -110,7 +143,7 @@ class FlakyRuns(FakeRuns):
 
     def __call__(self, scn, variant, spec, folder, *, loops, progress, **_):
         if self.states:
-            folder.mkdir(parents=True)
+            folder.mkdir(parents=True, exist_ok=True)
             self.boots += 1
             s = RunSummary(self.states.pop(0), variant, loops, error="QEMU exited with status 1")
             (folder / "summary.json").write_text(json.dumps(s.as_dict()))
