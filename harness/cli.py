@@ -42,7 +42,9 @@ def cmd_bench(args) -> int:
     """Measure the harness on this machine (parsers, model, the verdict design, real boots) and print it."""
     from harness.orchestrate import bench
 
-    print("\n".join(bench.run(config.load(args.scenario), quick=args.quick, progress=_progress)))
+    campaigns = args.campaigns if args.campaigns is not None else (0 if args.quick else 3)
+    print("\n".join(bench.run(config.load(args.scenario), quick=args.quick, campaigns=campaigns,
+                             lava=not args.no_lava, progress=_progress)))
     return EXIT_OK
 
 
@@ -240,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure parsers, model, the verdict design and real boots; print the figures")
     p.add_argument("scenario", nargs="?", help="scenario YAML (default: the embedded seed-2012)")
-    p.add_argument("--quick", action="store_true", help="one boot per setting instead of three")
+    p.add_argument("--quick", action="store_true", help="one boot per setting instead of three, and no demo campaign")
+    p.add_argument("--campaigns", type=int, metavar="N", help="demo campaigns timed to their verdict (default 3; "
+                   "--quick: 0); each takes minutes")
+    p.add_argument("--no-lava", action="store_true", help="leave out the boot under lava-run")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")

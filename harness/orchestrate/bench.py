@@ -130,12 +130,92 @@ def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress)
     return out
 
 
-def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012",
+def build_figures(scn: Scenario, progress) -> list[Figure]:
+    """Each variant's kernel build as the cache recorded it when it was built (build-seconds: the first
+    one cold, later ones from ccache), and the cost of taking it from the cache now."""
+    from harness.build import kernel
+
+    out, recorded = [], []
+    for name in sorted(scn.variants) or [None]:
+        spec = scn.variant(name) if name else scn.kernel
+        t0 = time.perf_counter()
+        kb = kernel.build(spec, progress=progress)
+        cached = time.perf_counter() - t0
+        seconds = kb.tree.parent / "build-seconds"
+        if seconds.is_file():
+            recorded.append((float(seconds.read_text()), name or "kernel"))
+        out.append(Figure(f"build: {name or 'kernel'} from the cache", cached, "s"))
+    if len(recorded) >= 2:
+        recorded.sort(reverse=True)
+        (slow, a), (fast, b) = recorded[0], recorded[-1]
+        out = [Figure("build: slowest variant, as built", slow, "s", f"{a} (build-seconds in the cache)"),
+               Figure("build: fastest variant, as built", fast, "s", f"{b}; ratio {fast / slow:.2f} (ccache)"), *out]
+    return out
+
+
+def floor_figures(guest: list[Figure], plan: sequential.PlanLike, rate: float = 0.083) -> list[Figure]:
+    """The least a demo verdict can take here: loops per arm x seconds a loop + boots x a boot's overhead,
+    serial, and with both arms at once if two guests ran as fast as one (an upper bound on the gain)."""
+    by = {f.name: f.value for f in guest}
+    per_min = by.get("guest (workload nojournal): loops per minute in a boot")
+    wall, overhead = by.get("guest: a run of the boot's loops, wall"), by.get("guest: harness overhead / run")
+    median = sequential.feasibility(rate, plan).median_loops
+    if not (per_min and wall and overhead is not None and median):
+        return []
+    boots = median / plan.loops_per_run
+    loops_s = 2 * median * 60 / per_min
+    boot_s = 2 * boots * wall * overhead
+    return [Figure("verdict floor: serial", loops_s + boot_s, "s",
+                   f"2 arms x {median:.0f} loops at {per_min:.0f}/min + {2 * boots:.0f} boots x {wall * overhead:.1f} s"),
+            Figure("verdict floor: both arms at once", (loops_s + boot_s) / 2, "s", "if two guests ran as fast as one")]
+
+
+def lava_figures(scn: Scenario, variant: str, loops: int, progress) -> list[Figure]:
+    """The same kernel booted by Debian's lava-dispatcher (lava-run), as a farm would run it."""
+    from harness.orchestrate import lava_executor
+
+    with tempfile.TemporaryDirectory(prefix="cma-bench-lava-", dir=cache_root()) as tmp:
+        t0 = time.monotonic()
+        s = lava_executor.lava_run_executor(scn, variant, Path(tmp) / "lava", loops=loops, progress=progress,
+                                            board=None)
+        wall = time.monotonic() - t0
+    if s.get("state") == "infra":
+        return [Figure("lava-run: a boot of the same kernel", float("nan"), "s", f"infra: {s.get('error')}")]
+    return [Figure("lava-run: a boot of the same kernel, wall", wall, "s",
+                   f"{loops} loops, job written, run and imported; lava-run itself {s['timings'].get('lava_run_s')} s")]
+
+
+def campaign_figures(scn: Scenario, campaigns: int, progress) -> list[Figure]:
+    """Warm time to the demo's verdict (the default plan), over several campaigns: median and spread."""
+    from harness.orchestrate.campaign import Plan, run_ab
+
+    times, loops, verdicts = [], [], []
+    for i in range(campaigns):
+        with tempfile.TemporaryDirectory(prefix="cma-bench-ab-", dir=cache_root()) as tmp:
+            t0 = time.monotonic()
+            r = run_ab(scn, Plan("reintroduce-2012", "stock"), Path(tmp) / "ab", progress=progress)
+            times.append(time.monotonic() - t0)
+            loops.append(r["variants"]["baseline"]["loops"])
+            verdicts.append(r["verdict"])
+    if not times:
+        return []
+    return [Figure("demo: warm time to the verdict", statistics.median(times), "s",
+                   f"median of {campaigns}, {min(times):.0f}-{max(times):.0f} s; verdicts {', '.join(verdicts)}"),
+            Figure("demo: loops per arm to the verdict", statistics.median(loops), "loops",
+                   f"{min(loops)}-{max(loops)}")]
+
+
+def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campaigns: int = 0, lava: bool = True,
         progress: Callable[[str], None] = lambda s: None) -> list[str]:
     plan = sequential.Design()
     lines = [f"cma-harness bench on {machine()}", f"{'figure':44} {'value':>12} {'unit':12} note"]
     for figure in parser_figures() + model_figures(500 if quick else 2000) + design_figures(plan):
         lines.append(figure.line())
-    for figure in guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress):
+    for figure in build_figures(scn, progress):
+        lines.append(figure.line())
+    guest = guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress)
+    for figure in guest + floor_figures(guest, plan):
+        lines.append(figure.line())
+    for figure in (lava_figures(scn, variant, 10, progress) if lava else []) + campaign_figures(scn, campaigns, progress):
         lines.append(figure.line())
     return lines

@@ -15,3 +15,16 @@ def test_the_pure_figures_are_all_there_and_finite():
 
 def test_the_header_names_the_machine_and_the_commit():
     assert "commit" in bench.machine() and "CPUs" in bench.machine()
+
+
+def test_the_floor_is_loops_at_the_guests_pace_plus_each_boots_overhead():
+    guest = [bench.Figure("guest (workload nojournal): loops per minute in a boot", 60, "loops/min"),
+             bench.Figure("guest: a run of the boot's loops, wall", 12, "s"),
+             bench.Figure("guest: harness overhead / run", 0.25, "ratio")]
+    plan = sequential.Design()
+    serial, parallel = bench.floor_figures(guest, plan, rate=0.083)
+    median = sequential.feasibility(0.083, plan).median_loops
+    boots = 2 * median / plan.loops_per_run
+    assert serial.value == 2 * median * 1.0 + boots * 3.0          # a loop a second; 3 s of each boot is overhead
+    assert parallel.value == serial.value / 2
+    assert bench.floor_figures(guest[:1], plan) == [], "no floor without the guest's figures"
