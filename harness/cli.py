@@ -44,7 +44,7 @@ def cmd_bench(args) -> int:
 
     campaigns = args.campaigns if args.campaigns is not None else (0 if args.quick else 3)
     print("\n".join(bench.run(config.load(args.scenario), quick=args.quick, campaigns=campaigns,
-                             lava=not args.no_lava, progress=_progress)))
+                             lava=not args.no_lava, parallel_arms=args.parallel_arms, progress=_progress)))
     return EXIT_OK
 
 
@@ -246,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaigns", type=int, metavar="N", help="demo campaigns timed to their verdict (default 3; "
                    "--quick: 0); each takes minutes")
     p.add_argument("--no-lava", action="store_true", help="leave out the boot under lava-run")
+    p.add_argument("--parallel-arms", action="store_true", help="time the demo campaigns with both arms at once")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")

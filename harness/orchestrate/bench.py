@@ -185,7 +185,7 @@ def lava_figures(scn: Scenario, variant: str, loops: int, progress) -> list[Figu
                    f"{loops} loops, job written, run and imported; lava-run itself {s['timings'].get('lava_run_s')} s")]
 
 
-def campaign_figures(scn: Scenario, campaigns: int, progress) -> list[Figure]:
+def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: bool = False) -> list[Figure]:
     """Warm time to the demo's verdict (the default plan), over several campaigns: median and spread."""
     from harness.orchestrate.campaign import Plan, run_ab
 
@@ -193,20 +193,22 @@ def campaign_figures(scn: Scenario, campaigns: int, progress) -> list[Figure]:
     for i in range(campaigns):
         with tempfile.TemporaryDirectory(prefix="cma-bench-ab-", dir=cache_root()) as tmp:
             t0 = time.monotonic()
-            r = run_ab(scn, Plan("reintroduce-2012", "stock"), Path(tmp) / "ab", progress=progress)
+            r = run_ab(scn, Plan("reintroduce-2012", "stock", parallel_arms=parallel_arms), Path(tmp) / "ab",
+                       progress=progress)
             times.append(time.monotonic() - t0)
             loops.append(r["variants"]["baseline"]["loops"])
             verdicts.append(r["verdict"])
     if not times:
         return []
-    return [Figure("demo: warm time to the verdict", statistics.median(times), "s",
+    how = "both arms at once" if parallel_arms else "serial"
+    return [Figure(f"demo: warm time to the verdict, {how}", statistics.median(times), "s",
                    f"median of {campaigns}, {min(times):.0f}-{max(times):.0f} s; verdicts {', '.join(verdicts)}"),
             Figure("demo: loops per arm to the verdict", statistics.median(loops), "loops",
                    f"{min(loops)}-{max(loops)}")]
 
 
 def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campaigns: int = 0, lava: bool = True,
-        progress: Callable[[str], None] = lambda s: None) -> list[str]:
+        parallel_arms: bool = False, progress: Callable[[str], None] = lambda s: None) -> list[str]:
     plan = sequential.Design()
     lines = [f"cma-harness bench on {machine()}", f"{'figure':44} {'value':>12} {'unit':12} note"]
     for figure in parser_figures() + model_figures(500 if quick else 2000) + design_figures(plan):
@@ -216,6 +218,6 @@ def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campai
     guest = guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress)
     for figure in guest + floor_figures(guest, plan):
         lines.append(figure.line())
-    for figure in (lava_figures(scn, variant, 10, progress) if lava else []) + campaign_figures(scn, campaigns, progress):
+    for figure in (lava_figures(scn, variant, 10, progress) if lava else []) + campaign_figures(scn, campaigns, progress, parallel_arms):
         lines.append(figure.line())
     return lines
