@@ -4,14 +4,20 @@ harness.orchestrate.lava and harness.orchestrate.lava_import."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 from pathlib import Path
 
-from harness.orchestrate import lava, lava_executor, lava_import
+from harness.core.errors import InputError
+from harness.orchestrate import lava, lava_client, lava_executor, lava_import
 from harness.orchestrate.run import RunState
 from harness.present import text
 from harness.spec import boards, config
 from harness.store import names
 from harness.store.lava_folder import find_job_folder
+
+URL_ENV = "CMA_LAVA_URL"
 
 
 def add_parsers(sub, board_option) -> None:
@@ -37,15 +43,42 @@ def add_parsers(sub, board_option) -> None:
 
 def add_executor_option(p) -> None:
     p.add_argument("--executor", choices=list(lava_executor.EXECUTORS), default="harness",
-                   help="what runs each boot: the harness itself (default), or lava-run (each boot a LAVA job "
-                        "`lava-job` writes, imported into its run folder; the verdict is the harness's own)")
+                   help="what runs each boot: the harness itself (default), lava-run (each boot a LAVA job "
+                        "`lava-job` writes, imported into its run folder), or lava: a LAVA server at --url (each "
+                        "job submitted through its API, its log fetched and imported); the verdict is the harness's own")
+    p.add_argument("--url", default=os.environ.get(URL_ENV), help="--executor lava: the LAVA server's address "
+                   f"(default ${URL_ENV}; the local one, images/lava-server.sh start: http://127.0.0.1:8040/)")
+    p.add_argument("--token", action=_SecretAction, help=f"--executor lava: an API token of that server (visible to "
+                   f"`ps`: prefer --token-file or ${lava_client.TOKEN_ENV})")
+    p.add_argument("--token-file", type=Path, metavar="FILE", help="--executor lava: a file holding the API token "
+                   f"(the local server's: {lava_client.LOCAL_TOKEN_FILE})")
+
+
+class _SecretAction(argparse.Action):
+    """Keeps the token, and takes it out of sys.argv, which the reports record."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        sys.argv[:] = [("--token=<token>" if a.startswith("--token=") else "<token>" if a == values else a)
+                       for a in sys.argv]
 
 
 def executor(args):
-    """The campaign's boot executor for `--executor`."""
-    from harness.orchestrate import campaign
+    """The campaign's boot executor for `--executor` (for a LAVA server, checked before the first boot)."""
+    from harness import cli
+    from harness.orchestrate import campaign, lava_server_executor
 
-    return lava_executor.lava_run_executor if args.executor == "lava-run" else campaign.harness_executor
+    if args.executor == "lava-run":
+        return lava_executor.lava_run_executor
+    if args.executor != "lava":
+        return campaign.harness_executor
+    if not args.url:
+        raise InputError(f"--executor lava needs the server: --url URL (or ${URL_ENV}); the local server's is "
+                         f"printed by images/lava-server.sh start")
+    token = lava_client.resolve_token(args.token, args.token_file)
+    run = lava_server_executor.ServerExecutor(lava_client.LavaServer(args.url, token))
+    cli._progress(run.check())
+    return run
 
 
 def cmd_lava_job(args) -> int:

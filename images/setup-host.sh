@@ -11,6 +11,7 @@ PACKAGES=(
     python3 python3-venv python3-pip
     ser2net
     lava-dispatcher
+    lava-server lavacli postgresql
 )
 CACHE="${CMA_HARNESS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cma-harness}"
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
@@ -25,7 +26,16 @@ for p in "${PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); d
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]}"
     apt_update
+    # No service of these packages starts on install (postgres, LAVA's): images/lava-server.sh starts them
+    # itself, on 127.0.0.1. A policy-rc.d that refuses every start, unless one is there (containers have it).
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' | $SUDO tee "$policy" >/dev/null; $SUDO chmod 755 "$policy"
+        trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT        # also when the install fails
+    fi
     $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+    [ -z "$policy" ] || { $SUDO rm -f "$policy"; trap - EXIT; }
+    case " ${missing[*]} " in *" postgresql "*) new_postgres=1 ;; esac
 fi
 
 # busybox for armhf, statically linked: downloaded as a .deb and unpacked into the cache (not installed).
@@ -64,6 +74,14 @@ fi
 # lava-worker service that would try to reach a LAVA server: lava-run needs no worker, so it stays off.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
     $SUDO systemctl disable --now lava-worker.service >/dev/null 2>&1 || true
+fi
+# lava-server (for `ab --executor lava` and its integration test): images/lava-server.sh runs the server,
+# the scheduler and a worker as its own processes on 127.0.0.1, so the packaged units stay off, and so does
+# a postgres this set-up installed (the script starts it with listen_addresses=127.0.0.1).
+if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now lava-server-gunicorn.service lava-scheduler.service lava-publisher.service \
+        >/dev/null 2>&1 || true
+    [ -z "${new_postgres:-}" ] || $SUDO systemctl disable --now postgresql.service >/dev/null 2>&1 || true
 fi
 # ser2net is started by the harness itself for the test bed, on 127.0.0.1 only: the packaged service
 # (examples on ports 2000+) is not wanted running.

@@ -15,7 +15,7 @@ from harness.spec.config import Scenario
 from harness.store import names
 from harness.store.run_folder import RunFolder
 
-EXECUTORS = ("harness", "lava-run")
+EXECUTORS = ("harness", "lava-run", "lava")       # lava: a LAVA server (orchestrate/lava_server_executor.py)
 
 
 def lava_run_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress,

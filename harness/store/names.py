@@ -34,6 +34,8 @@ LAVA_MANIFEST = "lava-job.json"     # what the job runs: scenario, variant, loop
 LAVA_OUTPUT = "output"              # sub-folder: lava-run's --output-dir
 LAVA_OUTPUT_LOG = "output.yaml"     # in it: the job's log (lava-run's stderr; a LAVA server's job log)
 LAVA_OUTPUT_RESULT = "result.yaml"  # in it: lava-run's own pass/fail of the job
+LAVA_SERVER_JOB = "server-job.yaml"     # the job as `--executor lava` submitted it to a LAVA server
+LAVA_SERVER_RECORD = "server-job.json"  # that server's URL, the job's id and page, its states (never the token)
 AUTORUN = "autorun.sh"              # in images/: the guest's own run (harness/guest/autorun.py)
 KERNEL_IMAGE = "zImage"             # in images/: the kernel the job boots
 
