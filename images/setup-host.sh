@@ -49,27 +49,40 @@ if [ ! -x "$CACHE/busybox-armhf/bin/busybox" ]; then
     rm -rf "$tmp"
 fi
 
-# The SSH test bed's server (images/boards/qemu-ssh.yaml): Debian's dropbear for armhf and the shared
-# libraries it loads, downloaded as .debs and unpacked into the cache (never installed), flattened to
-# bin/dropbear, lib/ld-linux-armhf.so.3 and lib/<soname>. harness/build/testbed.py puts them in the initramfs.
-DROPBEAR_DEBS=(dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g)
-DROPBEAR_LIBS=(libc.so.6 libcrypt.so.1 libtomcrypt.so.1 libtommath.so.1 libgmp.so.10 libz.so.1)
-if [ ! -x "$CACHE/dropbear-armhf/bin/dropbear" ]; then
-    echo "setup: fetching dropbear-bin:armhf and its libraries"
+# fetch_bundle NAME BINARY DEBS... -- LIBS...: Debian armhf packages downloaded as .debs and unpacked into
+# the cache (never installed), flattened to $CACHE/NAME/bin/<binary> and lib/<soname> (plus the dynamic
+# loader); harness/build/testbed.py puts them in the test bed's initramfs. Done once: skipped when there.
+fetch_bundle() {
+    local name=$1 binary=$2 debs=() libs=() tmp out
+    shift 2
+    while [ "$1" != "--" ]; do debs+=("$1:armhf"); shift; done
+    shift; libs=("$@")
+    out="$CACHE/$name"
+    [ -x "$out/bin/$(basename "$binary")" ] && return 0
+    echo "setup: fetching ${debs[0]} and its libraries"
     dpkg --print-foreign-architectures | grep -qx armhf || { $SUDO dpkg --add-architecture armhf; apt_update; }
     tmp=$(mktemp -d)
-    debs=("${DROPBEAR_DEBS[@]/%/:armhf}")
     ( cd "$tmp" && apt-get download "${debs[@]}" ) || { apt_update; ( cd "$tmp" && apt-get download "${debs[@]}" ); }
     for deb in "$tmp"/*.deb; do dpkg-deb -x "$deb" "$tmp/root"; done
-    rm -rf "$CACHE/dropbear-armhf.partial" && mkdir -p "$CACHE/dropbear-armhf.partial/bin" "$CACHE/dropbear-armhf.partial/lib"
-    cp -L "$tmp/root/usr/sbin/dropbear" "$CACHE/dropbear-armhf.partial/bin/"
-    cp -L "$tmp/root/lib/ld-linux-armhf.so.3" "$CACHE/dropbear-armhf.partial/lib/"
-    for lib in "${DROPBEAR_LIBS[@]}"; do
-        cp -L "$(find "$tmp/root" -name "$lib" | head -n 1)" "$CACHE/dropbear-armhf.partial/lib/$lib"
+    rm -rf "$out.partial" && mkdir -p "$out.partial/bin" "$out.partial/lib"
+    cp -L "$tmp/root/$binary" "$out.partial/bin/"
+    [ ! -e "$tmp/root/lib/ld-linux-armhf.so.3" ] || cp -L "$tmp/root/lib/ld-linux-armhf.so.3" "$out.partial/lib/"
+    for lib in "${libs[@]}"; do
+        cp -L "$(find "$tmp/root" -name "$lib" | head -n 1)" "$out.partial/lib/$lib"
     done
-    rm -rf "$CACHE/dropbear-armhf" && mv "$CACHE/dropbear-armhf.partial" "$CACHE/dropbear-armhf"
+    rm -rf "$out" && mv "$out.partial" "$out"
     rm -rf "$tmp"
-fi
+}
+# The SSH test bed's server (images/boards/qemu-ssh.yaml): Debian's dropbear and the libraries it loads.
+fetch_bundle dropbear-armhf usr/sbin/dropbear dropbear-bin libc6 libcrypt1 libtomcrypt1 libtommath1 libgmp10 zlib1g \
+    -- libc.so.6 libcrypt.so.1 libtomcrypt.so.1 libtommath.so.1 libgmp.so.10 libz.so.1
+# kexec for the test bed (a variant switch without a power cycle: harness/boards/kexec.py): kexec-tools and
+# what /sbin/kexec loads beyond dropbear's libc (readelf -d, transitively: libxenctrl from libxenmisc4.17 and
+# the Xen libraries it needs; kexec only calls them under Xen).
+fetch_bundle kexec-armhf sbin/kexec kexec-tools libxenmisc4.17 libxentoollog1 libxencall1 libxenevtchn1 libxengnttab1 \
+    libxenforeignmemory1 libxendevicemodel1 libxentoolcore1 \
+    -- libxenctrl.so.4.17 libxentoollog.so.1 libxencall.so.1 libxenevtchn.so.1 libxengnttab.so.1 \
+    libxenforeignmemory.so.1 libxendevicemodel.so.1 libxentoolcore.so.1
 # lava-dispatcher (lava-run, for `cma-harness lava-job` jobs and their integration test) enables a
 # lava-worker service that would try to reach a LAVA server: lava-run needs no worker, so it stays off.
 if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then

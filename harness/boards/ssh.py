@@ -24,6 +24,7 @@ from harness.core.errors import InfraError
 from harness.spec.boards import SshSpec
 
 PIECE = 1 << 15                 # bytes per send on a channel's stdin
+FIRST_BANNER_S = 2.0            # connect_until's first wait for a banner (grows on each retry)
 
 
 class HostKeyError(InfraError):
@@ -113,8 +114,9 @@ class SshClient:
 
     # -- connecting ------------------------------------------------------------------------------
 
-    def connect(self, deadline: Deadline) -> None:
-        """One attempt within the deadline: HostKeyError, SshAuthError or SshUnreachable."""
+    def connect(self, deadline: Deadline, banner_timeout_s: float | None = None) -> None:
+        """One attempt within the deadline: HostKeyError, SshAuthError or SshUnreachable. banner_timeout_s
+        caps the wait for the server's first line (default: the board file's)."""
         s = self.spec
         # paramiko logs every refused attempt with a traceback (a booting board refuses many); the harness
         # says what failed itself.
@@ -126,7 +128,8 @@ class SshClient:
         timeout = max(0.5, min(s.connect_timeout_s, deadline.remaining))
         try:
             client.connect(s.host, self.port, username=s.user, pkey=pkey, timeout=timeout,
-                           banner_timeout=s.banner_timeout_s, auth_timeout=s.auth_timeout_s,
+                           banner_timeout=min(s.banner_timeout_s, banner_timeout_s or s.banner_timeout_s),
+                           auth_timeout=s.auth_timeout_s,
                            allow_agent=False, look_for_keys=False)
         except paramiko.BadHostKeyException as e:
             client.close()
@@ -159,14 +162,24 @@ class SshClient:
             for keytype in entry.keys():
                 client.get_host_keys().add(wanted, keytype, entry[keytype])
 
-    def connect_until(self, deadline: Deadline, retry_s: float = 1.0) -> None:
-        """Connect, retrying while nothing answers (the board is booting), until the deadline."""
+    def connect_until(self, deadline: Deadline, retry_s: float = 1.0, first_banner_s: float = FIRST_BANNER_S) -> None:
+        """Connect, retrying while nothing answers (the board is booting), until the deadline.
+
+        The wait for the server's banner starts short and grows by a second with each attempt that ran
+        out of it, up to `ssh.banner_timeout_s`: a port forward (QEMU's user network, a jump host) accepts
+        the TCP connection at once and holds it while its own connection to a board that is not up yet
+        retries on a slow back-off (seconds apart); a fresh attempt is answered as soon as the board is,
+        and a board slow to send its banner still gets its time."""
+        banner = first_banner_s
         while True:
+            started = time.monotonic()
             try:
-                return self.connect(deadline)
+                return self.connect(deadline, banner_timeout_s=banner)
             except SshUnreachable as e:
                 if deadline.remaining <= retry_s:
                     raise SshUnreachable(f"{e}; gave up after {deadline.seconds:.0f} s") from None
+                if time.monotonic() - started >= banner:
+                    banner = min(banner + 1.0, self.spec.banner_timeout_s)
                 time.sleep(retry_s)
 
     @property

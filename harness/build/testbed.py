@@ -1,4 +1,4 @@
-"""The SSH test bed's guest side: Debian's armhf dropbear in the initramfs, its host key made on the host
+"""The SSH test bed's guest side: Debian's armhf dropbear and kexec in the initramfs, its host key made on the host
 and pinned, and the harness's client key authorized.
 
 The keys live under the cache (`<cache>/testbed/`), made once per cache, like the dropbear bundle that
@@ -29,6 +29,11 @@ DROPBEAR_LIBS = ("libc.so.6", "libcrypt.so.1", "libtomcrypt.so.1", "libtommath.s
 GUEST_HOST_KEY = "/etc/dropbear/dropbear_ed25519_host_key"
 GUEST_DROPBEAR = "/usr/sbin/dropbear"
 GUEST_LIBDIR = "/lib/arm-linux-gnueabihf"
+# kexec-tools for armhf, unpacked beside dropbear (its libc and loader are dropbear's): what /sbin/kexec
+# loads beyond them (readelf -d, transitively; the Xen ones are called only when running under Xen).
+KEXEC_LIBS = ("libxenctrl.so.4.17", "libxentoollog.so.1", "libxencall.so.1", "libxenevtchn.so.1", "libxengnttab.so.1",
+              "libxenforeignmemory.so.1", "libxendevicemodel.so.1", "libxentoolcore.so.1")
+GUEST_KEXEC = "/usr/sbin/kexec"
 
 
 @dataclass(frozen=True)
@@ -60,15 +65,27 @@ def dropbear_bundle() -> Path:
     return cache_root() / "dropbear-armhf"
 
 
+def kexec_bundle() -> Path:
+    return cache_root() / "kexec-armhf"
+
+
 def dropbear_missing() -> str | None:
-    """What the test bed's guest lacks on this host, with the command that fetches it; None when complete."""
-    root = dropbear_bundle()
-    wanted = [root / "bin" / "dropbear", root / "lib" / "ld-linux-armhf.so.3", *(root / "lib" / l for l in DROPBEAR_LIBS)]
-    absent = [p for p in wanted if not p.exists()]
-    if not absent:
-        return None
-    return (f"the SSH test bed's dropbear for armhf is missing ({absent[0]}); fetch it with: bash images/setup-host.sh "
-            f"(it downloads dropbear-bin:armhf and its libraries with apt-get download and unpacks them into {root})")
+    """What the test bed's guest lacks on this host (dropbear, kexec), with the command that fetches it;
+    None when complete."""
+    root, kx = dropbear_bundle(), kexec_bundle()
+    bundles = [
+        (root, "dropbear-bin:armhf", [root / "bin" / "dropbear", root / "lib" / "ld-linux-armhf.so.3",
+                                      *(root / "lib" / l for l in DROPBEAR_LIBS)]),
+        (kx, "kexec-tools:armhf", [kx / "bin" / "kexec", *(kx / "lib" / l for l in KEXEC_LIBS)]),
+    ]
+    for where, package, wanted in bundles:
+        absent = [p for p in wanted if not p.exists()]
+        if absent:
+            name = package.split("-")[0]
+            return (f"the SSH test bed's {name} for armhf is missing ({absent[0]}); fetch it with: bash "
+                    f"images/setup-host.sh (it downloads {package} and its libraries with apt-get download and "
+                    f"unpacks them into {where})")
+    return None
 
 
 def dropbear_ed25519(key: Ed25519PrivateKey) -> bytes:
@@ -127,11 +144,11 @@ def _locked(path: Path):
 
 
 def initramfs_entries(keys: BedKeys, workdir: Path) -> list[str]:
-    """gen_init_cpio lines that add dropbear, its libraries, the host key, root's account and its
+    """gen_init_cpio lines that add dropbear, kexec, their libraries, the host key, root's account and its
     authorized key to the initramfs. Root's home is /root (0700), its key file 0600, both root's."""
     if (problem := dropbear_missing()) is not None:
         raise InfraError(problem)
-    bundle = dropbear_bundle()
+    bundle, kx = dropbear_bundle(), kexec_bundle()
     etc = workdir / "testbed-etc"
     etc.mkdir(parents=True, exist_ok=True)
     (etc / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
@@ -143,6 +160,8 @@ def initramfs_entries(keys: BedKeys, workdir: Path) -> list[str]:
         f"file {GUEST_DROPBEAR} {bundle / 'bin' / 'dropbear'} 0755 0 0",
         f"file /lib/ld-linux-armhf.so.3 {bundle / 'lib' / 'ld-linux-armhf.so.3'} 0755 0 0",
         *(f"file {GUEST_LIBDIR}/{lib} {bundle / 'lib' / lib} 0755 0 0" for lib in DROPBEAR_LIBS),
+        f"file {GUEST_KEXEC} {kx / 'bin' / 'kexec'} 0755 0 0",
+        *(f"file {GUEST_LIBDIR}/{lib} {kx / 'lib' / lib} 0755 0 0" for lib in KEXEC_LIBS),
         f"file {GUEST_HOST_KEY} {keys.host_key} 0600 0 0",
         f"file /root/.ssh/authorized_keys {keys.client_pub} 0600 0 0",
         f"file /etc/passwd {etc / 'passwd'} 0644 0 0",

@@ -86,15 +86,17 @@ def doctor() -> tuple[bool, list[str]]:
             f"MISSING {'busybox-armhf':14}   -> dpkg --add-architecture armhf && apt-get update && "
             f"apt-get download busybox-static:armhf && dpkg-deb -x busybox-static_*_armhf.deb {bb.parent.parent}"
         )
-    from harness.build.testbed import dropbear_bundle
+    from harness.build.testbed import dropbear_bundle, kexec_bundle
 
-    dropbear = dropbear_bundle() / "bin" / "dropbear"
-    if dropbear.exists():
-        lines.append(f"ok      {'dropbear-armhf':14} {dropbear}")
-    else:
-        ok = False
-        lines.append(f"MISSING {'dropbear-armhf':14}   -> bash {SETUP_SCRIPT} (apt-get download dropbear-bin:armhf and "
-                     f"its libraries, unpacked into {dropbear.parent.parent}; the SSH test bed's server)")
+    for name, binary, package, what in (
+            ("dropbear-armhf", dropbear_bundle() / "bin" / "dropbear", "dropbear-bin:armhf", "the SSH test bed's server"),
+            ("kexec-armhf", kexec_bundle() / "bin" / "kexec", "kexec-tools:armhf", "the test bed's kernel switch")):
+        if binary.exists():
+            lines.append(f"ok      {name:14} {binary}")
+        else:
+            ok = False
+            lines.append(f"MISSING {name:14}   -> bash {SETUP_SCRIPT} (apt-get download {package} and its libraries, "
+                         f"unpacked into {binary.parent.parent}; {what})")
     if not ok:
         lines.append(f"Everything above is installed by: bash {SETUP_SCRIPT}")
     return ok, lines

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import shlex
+import signal
 import subprocess
+import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -132,6 +136,54 @@ def capture_bytes(argv: Sequence[str], *, cwd: Path | None = None) -> bytes:
     if res.returncode != 0:
         raise CommandError(argv, res.returncode, res.stderr.decode(errors="replace").splitlines()[-10:], None)
     return res.stdout
+
+
+@dataclass(frozen=True)
+class Finished:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class CommandTimedOut(InfraError):
+    def __init__(self, argv: Sequence[str], timeout_s: float, stderr: str):
+        self.argv, self.timeout_s, self.stderr = list(argv), timeout_s, stderr
+        super().__init__(f"command did not finish within {timeout_s:g} s and was killed: {shlex.join(self.argv)}")
+
+
+def run_bounded(argv: Sequence[str], timeout_s: float, *, env: Mapping[str, str] | None = None) -> Finished:
+    """Run argv to completion within timeout_s, its output kept; the caller judges the exit status.
+    Past the timeout the command and everything it started (its own session) are killed: CommandTimedOut,
+    with the stderr it wrote so far."""
+    argv = [str(a) for a in argv]
+    log.debug("run: %s (timeout %s s)", shlex.join(argv), timeout_s)
+    t0 = time.monotonic()
+    try:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, errors="replace", env=dict(env) if env is not None else None,
+                             start_new_session=True)
+    except FileNotFoundError as e:
+        raise InfraError(f"cannot run {argv[0]!r}: not found") from e
+    try:
+        out, err = p.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill_session(p)
+        out, err = p.communicate()
+        raise CommandTimedOut(argv, timeout_s, err) from None
+    except BaseException:
+        _kill_session(p)
+        p.wait()
+        raise
+    return Finished(argv, p.returncode, out, err, time.monotonic() - t0)
+
+
+def _kill_session(p: subprocess.Popen) -> None:
+    try:
+        os.killpg(p.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 class Background:

@@ -9,11 +9,16 @@ Kinds (`kind`):
 - `qemu-ssh`: the same QEMU guest reached only as a lab's board is: commands, files and /dev/kmsg over
   SSH (a 127.0.0.1 host forward), the kernel console through ser2net (rfc2217 on 127.0.0.1).
 - `ssh`: a physical board over SSH, with an optional serial console (a tty, rfc2217:// or socket://).
+
+Over SSH, `deploy.method: kexec` starts each variant's kernel with kexec (boards/kexec.py), and `power`
+names the host commands that switch the board on, off and cycle it (boards/power.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +97,36 @@ class BoardArea:
 
 
 @dataclass(frozen=True)
+class BoardDeploy:
+    # none: the board runs whatever it booted (the vermagic check says when that is not the build).
+    # kexec: each boot starts the variant's kernel over SSH with kexec (harness/boards/kexec.py): the
+    # harness's zImage, the board's DTB with the test area, the scenario's command line.
+    method: str = field(default="none", metadata=_choice("none", "kexec"))
+    kexec: str = "kexec"            # the kexec binary on the board: a name on root's PATH, or a path
+    # The board's own kernel command line (console=, root=), the scenario's options after it. Unset: the
+    # QEMU guest's (console=ttyAMA0 rdinit=/init ...); a `kind: ssh` board must give its own.
+    cmdline: str | None = None
+    # From `kexec -e` until the new kernel answers over SSH; then the board is given up (`infra`).
+    boot_timeout_s: int = field(default=180, metadata=_range(5, 3600))
+
+
+@dataclass(frozen=True)
+class BoardPower:
+    # Commands run on this host, as labgrid's external power driver runs them: split like a shell line
+    # (no shell: `sh -c '...'` for pipes), placeholders POWER_PLACEHOLDERS filled in. A non-zero exit or
+    # a command that outlasts timeout_s is an error naming the command.
+    on: str | None = None
+    off: str | None = None
+    cycle: str | None = None        # unset: `off`, cycle_delay_s, then `on`
+    timeout_s: int = field(default=60, metadata=_range(1, 3600))
+    cycle_delay_s: int = field(default=2, metadata=_range(0, 600))
+
+
+# {board}: the board's `name`; {project}: the harness's folder (its scripts); {cache}: the harness's cache.
+POWER_PLACEHOLDERS = ("board", "project", "cache")
+
+
+@dataclass(frozen=True)
 class BoardFile:
     name: str = "qemu"
     kind: str = field(default="qemu", metadata=_choice(*KINDS))
@@ -101,6 +136,8 @@ class BoardFile:
     kernel: BoardKernel = BoardKernel()
     disk: BoardDisk = BoardDisk()
     area: BoardArea = BoardArea()
+    deploy: BoardDeploy = BoardDeploy()
+    power: BoardPower | None = None
     source: str = "<default>"       # the file it came from (not a YAML key)
 
     @property
@@ -116,7 +153,8 @@ class BoardFile:
         return dataclasses.asdict(self)
 
 
-SECTIONS = {"ssh": SshSpec, "serial": SerialSpec, "kernel": BoardKernel, "disk": BoardDisk, "area": BoardArea}
+SECTIONS = {"ssh": SshSpec, "serial": SerialSpec, "kernel": BoardKernel, "disk": BoardDisk, "area": BoardArea,
+            "deploy": BoardDeploy, "power": BoardPower}
 TOP_KEYS = ("name", "kind", "description", *SECTIONS)
 PATH_KEYS = {"ssh": ("key_file", "known_hosts"), "kernel": ("tree",), "area": ("board_dtb",)}
 
@@ -195,6 +233,7 @@ def _expand_paths(section: str, values: dict, base: Path, cache: Path | None) ->
 
 def check(b: BoardFile, source: str) -> BoardFile:
     """Rules between fields and kinds."""
+    _check_deploy_and_power(b, source)
     if b.kind == "qemu":
         for key in ("ssh", "serial"):
             if getattr(b, key) is not None:
@@ -254,3 +293,52 @@ def serial_url_problem(url: str, source: str) -> None:
     if not sep or scheme not in ("rfc2217", "socket") or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise InputError(f"{source}: `serial.url` = {url!r} is not a serial port; allowed: a tty (/dev/ttyUSB0), "
                          f"rfc2217://HOST:PORT or socket://HOST:PORT (as ser2net serves it)")
+
+
+def _check_deploy_and_power(b: BoardFile, source: str) -> None:
+    d = b.deploy
+    if b.kind == "qemu" and (d.method != "none" or b.power is not None):
+        raise InputError(f"{source}: a `kind: qemu` board takes neither `deploy.method: kexec` nor `power`: the "
+                         f"harness starts QEMU with each variant's kernel itself; the test bed (`kind: qemu-ssh`) takes both")
+    if d.method == "kexec":
+        if b.kernel.tree:
+            raise InputError(f"{source}: `deploy.method: kexec` boots the kernels the harness builds, so `kernel.tree` "
+                             f"(the board's own kernel) must be unset")
+        if b.kind == "ssh" and not d.cmdline:
+            raise InputError(f"{source}: `deploy.method: kexec` on a `kind: ssh` board needs `deploy.cmdline`, the "
+                             f"board's own kernel command line (console=..., root=...; see its /proc/cmdline)")
+        if b.kind == "ssh" and b.area.method == "dedicated" and not b.area.board_dtb:
+            raise InputError(f"{source}: `deploy.method: kexec` with `area.method: dedicated` needs `area.board_dtb`: "
+                             f"kexec passes the board's DTB with the test area added")
+    if b.power is not None:
+        p = b.power
+        if not p.cycle and not (p.on and p.off):
+            raise InputError(f"{source}: `power` needs `cycle`, or both `on` and `off` (a cycle is then off, "
+                             f"cycle_delay_s, on)")
+        for key in ("on", "off", "cycle"):
+            if getattr(p, key) is not None:
+                power_argv(getattr(p, key), {k: k for k in POWER_PLACEHOLDERS}, source, f"power.{key}")
+
+
+def power_argv(command: str, values: dict[str, str], source: str = "<board>", key: str = "power") -> list[str]:
+    """A power command as argv: split like a shell line, then each word's placeholders filled in (a value
+    with spaces stays one argument). An empty command, unbalanced quotes or an unknown placeholder is an
+    InputError naming the key."""
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise InputError(f"{source}: `{key}` = {command!r} cannot be split into arguments: {e}") from None
+    if not words:
+        raise InputError(f"{source}: `{key}` is empty; give the command to run, or leave the key out")
+    out = []
+    for w in words:
+        try:
+            names = [f for _, f, _, _ in string.Formatter().parse(w) if f is not None]
+        except ValueError as e:
+            raise InputError(f"{source}: `{key}` = {command!r}: {e} (write a literal brace as {{{{ or }}}})") from None
+        unknown = [n for n in names if n not in POWER_PLACEHOLDERS]
+        if unknown:
+            raise InputError(f"{source}: `{key}` = {command!r} names the placeholder {{{unknown[0]}}}; allowed: "
+                             + ", ".join(f"{{{n}}}" for n in POWER_PLACEHOLDERS))
+        out.append(w.format(**values))
+    return out

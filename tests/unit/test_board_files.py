@@ -38,7 +38,7 @@ def test_the_ssh_test_bed_reaches_the_guest_on_loopback_only():
     assert b.ssh.host_key_alias and b.ssh.known_hosts.endswith("testbed/known_hosts")
     assert "{cache}" not in b.ssh.key_file and Path(b.ssh.key_file).is_absolute()
     spec = config.load(None).variant("stock")
-    assert b.kernel_spec(spec).fragments == (*spec.fragments, "net")
+    assert b.kernel_spec(spec).fragments == (*spec.fragments, "net", "kexec")
 
 
 @pytest.mark.parametrize("name", TEMPLATES)

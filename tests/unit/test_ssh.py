@@ -3,6 +3,8 @@ with RejectPolicy, the runner that drains stdout and stderr against one deadline
 
 import base64
 import hashlib
+import socket
+import threading
 import time
 from pathlib import Path
 
@@ -165,3 +167,57 @@ def test_a_dropped_connection_is_seen(client, server):
     assert not client.ping(timeout=2)
     with pytest.raises(ssh.SshConnectionLost):
         client.exec("true", Deadline(5))
+
+
+class HoldingForward:
+    """A port forward as QEMU's user network is one: it accepts every connection at once; the first
+    `hold` it keeps open and silent (its own connection to the board is still retrying), the later ones
+    it relays to the server."""
+
+    def __init__(self, target_port: int, hold: int):
+        self.target, self.hold, self.held = target_port, hold, []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            if len(self.held) < self.hold:
+                self.held.append(conn)
+                continue
+            up = socket.create_connection(("127.0.0.1", self.target))
+            for a, b in ((conn, up), (up, conn)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            b.close()
+
+
+def test_a_forward_that_holds_the_first_connection_costs_seconds_not_the_banner_timeout(keys, server, tmp_path):
+    """connect_until's first wait for a banner is short (the board file's 30 s is its ceiling): the
+    connection QEMU's forward holds while the guest is still down is given up for a fresh one."""
+    fwd = HoldingForward(server.port, hold=1)
+    kh = tmp_path / "known_hosts"
+    kh.write_text(ssh.pin_line(f"[127.0.0.1]:{fwd.port}", keys["host"][1]) + "\n")
+    spec = SshSpec(host="127.0.0.1", port=fwd.port, user="root", key_file=str(keys["client"][0]),
+                   known_hosts=str(kh), connect_timeout_s=5, banner_timeout_s=30, auth_timeout_s=5)
+    c = ssh.SshClient(spec)
+    t0 = time.monotonic()
+    c.connect_until(Deadline(60), retry_s=0.2)
+    assert time.monotonic() - t0 < 10 and c.exec("echo up", Deadline(10)).stdout == b"up\n"
+    assert len(fwd.held) == 1
+    c.close()
+    fwd.sock.close()

@@ -54,11 +54,20 @@ def test_the_initramfs_gets_dropbear_its_libraries_and_the_keys(tmp_path, monkey
     for rel in ["bin/dropbear", "lib/ld-linux-armhf.so.3", *(f"lib/{l}" for l in testbed.DROPBEAR_LIBS)]:
         (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
         (bundle / rel).write_bytes(b"x")
+    kx = tmp_path / "kexec-armhf"
+    for rel in ["bin/kexec", *(f"lib/{l}" for l in testbed.KEXEC_LIBS)]:
+        (kx / rel).parent.mkdir(parents=True, exist_ok=True)
+        (kx / rel).write_bytes(b"x")
     monkeypatch.setattr(testbed, "dropbear_bundle", lambda: bundle)
+    monkeypatch.setattr(testbed, "kexec_bundle", lambda: kx)
     keys = testbed.ensure_keys(tmp_path / "tb")
     lines = testbed.initramfs_entries(keys, tmp_path / "img")
     text = "\n".join(lines)
     assert f"file /usr/sbin/dropbear {bundle}/bin/dropbear 0755 0 0" in text
+    assert f"file {testbed.GUEST_KEXEC} {kx}/bin/kexec 0755 0 0" in text
+    assert all(f"file {testbed.GUEST_LIBDIR}/{lib} {kx}/lib/{lib} 0755 0 0" in text for lib in testbed.KEXEC_LIBS)
+    paths = [l.split()[1] for l in lines]
+    assert len(paths) == len(set(paths)), "an initramfs path listed twice"
     assert f"file {testbed.GUEST_HOST_KEY} {keys.host_key} 0600 0 0" in text
     assert f"file /root/.ssh/authorized_keys {keys.client_pub} 0600 0 0" in text and "dir /root/.ssh 0700 0 0" in text
     assert all(f"{testbed.GUEST_LIBDIR}/{lib}" in text for lib in testbed.DROPBEAR_LIBS)
@@ -68,6 +77,17 @@ def test_the_initramfs_gets_dropbear_its_libraries_and_the_keys(tmp_path, monkey
 def test_a_missing_dropbear_bundle_says_how_to_fetch_it(tmp_path, monkeypatch):
     monkeypatch.setattr(testbed, "dropbear_bundle", lambda: tmp_path / "none")
     assert "bash images/setup-host.sh" in testbed.dropbear_missing()
+
+
+def test_a_missing_kexec_bundle_says_how_to_fetch_it(tmp_path, monkeypatch):
+    bundle = tmp_path / "dropbear-armhf"
+    for rel in ["bin/dropbear", "lib/ld-linux-armhf.so.3", *(f"lib/{l}" for l in testbed.DROPBEAR_LIBS)]:
+        (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+        (bundle / rel).write_bytes(b"x")
+    monkeypatch.setattr(testbed, "dropbear_bundle", lambda: bundle)
+    monkeypatch.setattr(testbed, "kexec_bundle", lambda: tmp_path / "none")
+    problem = testbed.dropbear_missing()
+    assert "kexec for armhf is missing" in problem and "kexec-tools:armhf" in problem and "setup-host.sh" in problem
 
 
 def test_qemu_forwards_ssh_on_loopback_only_and_ser2net_listens_on_loopback_only():
