@@ -117,7 +117,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
                 _guest_session(scn, guest, mb, out, summary, loops, first_loop, run, progress, board.area)
             finally:
                 summary.kernel_log = guest.kernel_log_summary()
-        analysis = _analyse(scn, run, summary)
+        analysis = analyse_run(scn, run, summary)
         summary.crosschecks = crosscheck.crosscheck_quietly(scn, spec, run, summary.as_dict(), analysis)
     except (InfraError, OSError) as e:
         err = from_os_error(e, folder) if isinstance(e, OSError) else e
@@ -173,7 +173,7 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
-    _collect(scn, board, out, summary, loops, progress, t_boot)
+    collect_loops(scn, board, out, summary, loops, progress, t_boot)
     if board.running and summary.state in (RunState.PASS, RunState.REPRODUCED):
         after = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
         summary.counters_delta = snippets.counter_delta(before, after)
@@ -205,7 +205,7 @@ def _collect_trace(board: Board, run: RunFolder, summary: RunSummary, progress) 
     summary.timings["trace_collect_s"] = round(time.monotonic() - t0, 1)
 
 
-def _analyse(scn: Scenario, run: RunFolder, summary: RunSummary) -> busy.Analysis | None:
+def analyse_run(scn: Scenario, run: RunFolder, summary: RunSummary) -> busy.Analysis | None:
     """After the guest is off: busy traces from the console and the trace (busy-traces.jsonl), and the
     accounting identities. Only a run that finished its loops has the counters to compare. Returns the
     analysis, so the cross-checks do not parse the trace again."""
@@ -245,10 +245,11 @@ def end_state(phase: Phase, failed_loops: int, kernel_reports: int) -> RunState:
     return RunState.INFRA
 
 
-def _collect(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary, loops: int, progress,
-             t_boot: float | None = None) -> None:
+def collect_loops(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSummary, loops: int, progress,
+                  t_boot: float | None = None) -> None:
     """Drive the console watcher until the module is done, a fatal kernel report is whole, the guest
-    stops, or progress stops; every loop record goes to loops.jsonl as it arrives."""
+    stops, or progress stops; every loop record goes to loops.jsonl as it arrives. Also the collector of a
+    boot the harness did not drive (orchestrate/lava_import.py replays a LAVA job's console through it)."""
     t_load = time.monotonic()
     run = RunFolder(out.path.parent)        # loops.jsonl is the run folder's
     watch = ConsoleWatcher(scn.board.hang_timeout_s, REPORT_QUIET_S, started=t_load)

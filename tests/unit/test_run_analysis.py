@@ -30,7 +30,7 @@ def _summary(sysfs_fail_pages):
 
 def test_busy_traces_and_identities_land_in_the_summary_and_the_run_folder(tmp_path):
     folder, s = _folder(tmp_path), _summary(256)
-    run._analyse(config.Scenario(), RunFolder(folder), s)
+    run.analyse_run(config.Scenario(), RunFolder(folder), s)
     assert s.accounting["status"] == "pass" and s.accounting["detail"] == "records agree with sysfs and trace"
     assert (s.busy["traced"], s.busy["with_try_to_free_buffers"], s.busy["ring_lost_events"]) == (1, 1, 0)
     assert s.busy["chains"][0]["chain"][:3] == ["try_to_free_buffers", "filemap_release_folio", "migrate_pages_batch"]
@@ -42,7 +42,7 @@ def test_busy_traces_and_identities_land_in_the_summary_and_the_run_folder(tmp_p
 
 def test_a_mismatch_is_reported_as_it_is(tmp_path):
     folder, s = _folder(tmp_path), _summary(512)
-    run._analyse(config.Scenario(), RunFolder(folder), s)
+    run.analyse_run(config.Scenario(), RunFolder(folder), s)
     assert s.accounting["status"] == "fail"
     assert s.accounting["detail"] == "sysfs alloc_pages_fail grew by 512, records imply 256"
 
@@ -50,7 +50,7 @@ def test_a_mismatch_is_reported_as_it_is(tmp_path):
 def test_without_a_trace_sysfs_alone_is_compared(tmp_path):
     folder, s = _folder(tmp_path), _summary(256)
     (folder / "trace.txt").unlink()
-    run._analyse(config.Scenario(), RunFolder(folder), s)
+    run.analyse_run(config.Scenario(), RunFolder(folder), s)
     assert s.busy is None and s.accounting["detail"] == "records agree with sysfs"
 
 

@@ -17,7 +17,7 @@ from .test_kernel_reports import OOPS, PANIC, WARNING
 
 
 class FakeBoard:
-    """The parts of QemuBoard that _collect uses; None in `lines` is a quiet console tick."""
+    """The parts of QemuBoard that collect_loops uses; None in `lines` is a quiet console tick."""
 
     def __init__(self, lines, folder, then_quiet=False):
         self._lines = itertools.chain(lines, itertools.repeat(None) if then_quiet else [])
@@ -47,7 +47,7 @@ def _collect(tmp_path, lines, loops=4, then_quiet=False):
     board = FakeBoard(lines, tmp_path, then_quiet)
     summary = RunSummary(RunState.INFRA, "stock", loops)
     with JsonlWriter(tmp_path / "loops.jsonl") as out:
-        run._collect(scn, board, out, summary, loops, progress=lambda s: None)
+        run.collect_loops(scn, board, out, summary, loops, progress=lambda s: None)
     return summary, list(read_jsonl(tmp_path / "loops.jsonl")), board
 
 

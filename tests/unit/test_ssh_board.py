@@ -51,7 +51,7 @@ def _collect(board, folder, loops):
     scn = config.with_overrides(config.Scenario(), "board", hang_timeout_s=60)
     summary = RunSummary(RunState.INFRA, "stock", loops)
     with JsonlWriter(folder / "loops.jsonl") as out:
-        run._collect(scn, board, out, summary, loops, progress=lambda s: None)
+        run.collect_loops(scn, board, out, summary, loops, progress=lambda s: None)
     return summary, list(read_jsonl(folder / "loops.jsonl"))
 
 
