@@ -24,15 +24,14 @@ from typing import Callable
 import yaml
 
 from harness.core.errors import HarnessError, InfraError
-from harness.orchestrate import lava, lava_import
+from harness.orchestrate import lava_executor, lava_import
 from harness.orchestrate.lava_client import LavaServer
-from harness.orchestrate.run import RunState, RunSummary
+from harness.orchestrate.run import RunState
 from harness.parsers import lava_api
 from harness.spec.boards import BoardFile
 from harness.spec.config import Scenario
 from harness.store import names
 from harness.store.lava_folder import LavaJobFolder
-from harness.store.run_folder import RunFolder
 
 DEVICE_TYPE = "qemu"
 # LAVA's stock qemu template sets these from the job's context (cpu, memory, machine): not in extra_options.
@@ -77,21 +76,8 @@ class ServerExecutor:
 
     def __call__(self, scn: Scenario, variant: str, folder: Path, *, loops: int, progress,
                  board: BoardFile | None) -> dict:
-        board = board or BoardFile()
-        run = RunFolder(folder).create()
-        try:
-            written = lava.write_job(lava.JobRequest(scn, variant, scn.variant(variant), board,
-                                                     folder / names.LAVA_JOB_FOLDER, loops, job_id=folder.name),
-                                     progress=progress)
-            summary = self.run_job(written.folder, folder, variant, progress)
-            run.write_summary(summary)
-            return summary
-        except (InfraError, OSError) as e:
-            s = RunSummary(RunState.INFRA, variant, loops, error=f"the LAVA job did not run: {e}",
-                           board={"name": board.name, "kind": board.kind, "executor": "lava"})
-            run.write_summary(s.as_dict())
-            progress(f"[{variant}] {s.error}")
-            return s.as_dict()
+        return lava_executor.boot_as_job(scn, variant, folder, loops=loops, progress=progress, board=board,
+                                         run_job=lambda written: self.run_job(written.folder, folder, variant, progress))
 
     def run_job(self, job: LavaJobFolder, run_path: Path, variant: str, progress) -> dict:
         """Submit the job folder's job, wait for it, fetch its log, import it into the run folder run_path."""

@@ -3,6 +3,12 @@ through the cache, so each is built once per machine whatever the number of test
 
 from pathlib import Path
 
+from harness.boards import ssh
+from harness.build import testbed
+from harness.core.deadline import Deadline
+from harness.core.errors import InfraError
+from harness.spec.boards import SshSpec
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -40,3 +46,17 @@ def _qemu_pids(folder) -> list[int]:
 def qemu_pids():
     """qemu_pids(folder) -> pids of the QEMUs whose command line names that folder (others' are left out)."""
     return _qemu_pids
+
+
+def kill_dropbear(run_folder: Path) -> None:
+    """Kill the SSH test bed's dropbear from outside, over its own forward (the run folder's QEMU command
+    line names the port): the run's SSH connection drops, the serial console goes on."""
+    port = int((run_folder / "qemu-cmdline.txt").read_text().split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0])
+    keys = testbed.ensure_keys()
+    killer = ssh.SshClient(SshSpec(host="127.0.0.1", port=port, key_file=str(keys.client_key),
+                                   known_hosts=str(keys.known_hosts), host_key_alias=testbed.HOST_KEY_ALIAS))
+    killer.connect(Deadline(30))
+    try:
+        killer.exec("kill $(pidof dropbear)", Deadline(10))
+    except InfraError:
+        pass                        # our own session's server is among them

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from harness.boards import factory, ssh
-from harness.build import kernel, module, testbed
+from harness.boards import factory
+from harness.build import kernel, module
 from harness.core.deadline import Deadline
-from harness.core.errors import InfraError
 from harness.guest import install
 from harness.spec import boards, config
-from harness.spec.boards import BOARDS_DIR, SshSpec
+from harness.spec.boards import BOARDS_DIR
 from harness.store.jsonl import read_jsonl
 from harness.store.run_folder import RunFolder
 from tests.conftest import ROOT
+from tests.integration.conftest import kill_dropbear
 
 pytestmark = pytest.mark.integration
 CLI = [str(Path(sys.executable).with_name("cma-harness"))]
@@ -39,18 +39,6 @@ def test_board_check_over_ssh_finds_the_test_bed_ready(tmp_path):
     assert (tmp_path / "board-probe.txt").read_text().startswith("release=6.1.192")
 
 
-def _kill_dropbear(out: Path) -> None:
-    port = int((out / "qemu-cmdline.txt").read_text().split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0])
-    keys = testbed.ensure_keys()
-    killer = ssh.SshClient(SshSpec(host="127.0.0.1", port=port, key_file=str(keys.client_key),
-                                   known_hosts=str(keys.known_hosts), host_key_alias=testbed.HOST_KEY_ALIAS))
-    killer.connect(Deadline(30))
-    try:
-        killer.exec("kill $(pidof dropbear)", Deadline(10))
-    except InfraError:
-        pass                        # our own session's server is among them
-
-
 def test_an_oops_reaches_the_serial_console_whole_while_ssh_is_dead(tmp_path):
     """SSH is killed after loop 3; the module oopses at loop 12, seconds later: only the serial console
     (ser2net, rfc2217) can carry the report, and it must arrive whole, with the loops before it kept."""
@@ -68,7 +56,7 @@ def test_an_oops_reaches_the_serial_console_whole_while_ssh_is_dead(tmp_path):
             if (out / "loops.jsonl").exists() and len((out / "loops.jsonl").read_text().splitlines()) >= 3:
                 break
             time.sleep(0.2)
-        _kill_dropbear(out)
+        kill_dropbear(out)
         killed_after = len((out / "loops.jsonl").read_text().splitlines())
         stdout, stderr = proc.communicate(timeout=300)
     finally:

@@ -18,11 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.boards import ssh
 from harness.build import testbed
-from harness.core.deadline import Deadline
-from harness.core.errors import InfraError
-from harness.spec.boards import BOARDS_DIR, SshSpec
+from harness.spec.boards import BOARDS_DIR
 from harness.store.jsonl import read_jsonl
 from tests.conftest import FIXTURES, ROOT
+from tests.integration.conftest import kill_dropbear
 
 pytestmark = pytest.mark.integration
 CLI = [str(Path(sys.executable).with_name("cma-harness"))]
@@ -171,16 +170,7 @@ def test_a_connection_killed_mid_run_ends_it_infra_with_every_loop_kept(tmp_path
             if (out / "loops.jsonl").exists() and len((out / "loops.jsonl").read_text().splitlines()) >= 5:
                 break
             time.sleep(0.5)
-        port = int((out / "qemu-cmdline.txt").read_text().split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0])
-        keys = testbed.ensure_keys()
-        spec = SshSpec(host="127.0.0.1", port=port, key_file=str(keys.client_key), known_hosts=str(keys.known_hosts),
-                       host_key_alias=testbed.HOST_KEY_ALIAS)
-        killer = ssh.SshClient(spec)
-        killer.connect(Deadline(30))
-        try:
-            killer.exec("kill $(pidof dropbear)", Deadline(10))
-        except InfraError:
-            pass                    # our own session's server is among them
+        kill_dropbear(out)
         stdout, stderr = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:

@@ -229,7 +229,7 @@ def test_a_job_that_never_starts_is_canceled_at_its_deadline(tmp_path):
 def test_a_boot_the_server_cannot_take_is_an_infra_run_the_campaign_retries(tmp_path, monkeypatch):
     def no_build(req, progress):
         raise InfraError("kernel build failed")
-    monkeypatch.setattr(lava_server_executor.lava, "write_job", no_build)
+    monkeypatch.setattr(lava_server_executor.lava_executor.lava, "write_job", no_build)
     from harness.spec import config
     s = ServerExecutor(_server(FakeLava()))(config.load(None), "stock", tmp_path / "r", loops=3, progress=lambda m: None,
                                             board=None)
