@@ -6,12 +6,14 @@ from harness.boards.base import Board
 from harness.boards.qemu import QemuBoard, QemuBoardConfig
 from harness.boards.ssh_board import SshBoard
 from harness.boards.testbed import SER2NET, QemuSshBoard
-from harness.build import image, testbed
+from pathlib import Path
+
+from harness.build import image, kernel, module, testbed
 from harness.build.kernel import KernelBuild
 from harness.build.module import ModuleBuild
 from harness.core.errors import InfraError
 from harness.spec.boards import BoardFile
-from harness.spec.config import Scenario
+from harness.spec.config import KernelSpec, ModuleSpec, Scenario
 from harness.spec.qemu_hardware import QemuHardware
 from harness.store import names
 from harness.store.run_folder import RunFolder
@@ -35,6 +37,14 @@ def check_host(board: BoardFile) -> None:
     if board.serial is not None and shutil.which(SER2NET) is None:
         raise InfraError("ser2net is missing (the test bed serves its serial console with it); install it with: "
                          "apt-get install -y ser2net   (or run: bash images/setup-host.sh)")
+
+
+def builds(board: BoardFile, spec: KernelSpec, module_spec: ModuleSpec, progress=lambda s: None
+           ) -> tuple[KernelBuild, ModuleBuild]:
+    """The kernel a run on this board boots and the module for it: the board's own build tree when it names
+    one (kernel.tree: the kernel it runs), else `spec` (the board's kernel spec) built or taken from the cache."""
+    kb = kernel.external(Path(board.kernel.tree)) if board.kernel.tree else kernel.build(spec, progress=progress)
+    return kb, module.build(module_spec, kb, progress=progress)
 
 
 def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder) -> Board:

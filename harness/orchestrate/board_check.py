@@ -12,7 +12,6 @@ from typing import Callable
 
 from harness.boards import factory
 from harness.boards.ssh_board import SshBoard
-from harness.build import kernel, module
 from harness.build.toolchain import require
 from harness.core.deadline import Deadline
 from harness.guest import probe
@@ -42,9 +41,7 @@ def check(scn: Scenario, board: BoardFile, folder: Path, progress: Callable[[str
     if board.kind in ("qemu", "qemu-ssh") or board.kernel.tree:
         require(*factory.host_tools(board))
         factory.check_host(board)
-        kb = (kernel.external(Path(board.kernel.tree)) if board.kernel.tree
-              else kernel.build(board.kernel_spec(scn.kernel), progress=progress))
-        mb = module.build(scn.module, kb, progress=progress)
+        kb, mb = factory.builds(board, board.kernel_spec(scn.kernel), scn.module, progress)
     if board.kind in ("qemu", "qemu-ssh"):
         target = factory.make_board(board, scn, kb, mb, run)
     else:

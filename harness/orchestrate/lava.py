@@ -17,7 +17,8 @@ from typing import Callable
 import yaml
 
 from harness.boards.qemu import kernel_cmdline
-from harness.build import cache, image, kernel, kernel_record, module
+from harness.boards import factory
+from harness.build import cache, image, kernel_record
 from harness.build.toolchain import require
 from harness.core import proc
 from harness.core.errors import InfraError, InputError
@@ -82,8 +83,7 @@ def write_job(req: JobRequest, progress: Callable[[str], None] = lambda s: None)
     job = LavaJobFolder(req.folder).create()
     require("dtc", *(("qemu", "mkfs.ext4") if board.kind == "qemu" else ()))
     spec = board.kernel_spec(req.spec)
-    kb = kernel.external(Path(board.kernel.tree)) if board.kernel.tree else kernel.build(spec, progress=progress)
-    mb = module.build(scn.module, kb, progress=progress)
+    kb, mb = factory.builds(board, spec, scn.module, progress)
     _write_run_files(job, scn, board, spec, kb, mb)
     qemu = board.kind == "qemu"
     sink = autorun.TRACE_PORT if qemu else None

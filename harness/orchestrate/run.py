@@ -20,7 +20,6 @@ import yaml
 from harness.parsers import busy
 from harness.judging import crosscheck
 from harness.guest import snippets
-from harness.build import kernel
 from harness.build import kernel_record
 from harness.judging import checks
 from harness.model import allocator
@@ -103,8 +102,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
         _check_space(folder, scn.workload.disk_mib + RUN_FOLDER_SLACK_MIB)
         require(*factory.host_tools(board))      # before minutes of building, not after
         factory.check_host(board)
-        kb = kernel.external(Path(board.kernel.tree)) if board.kernel.tree else kernel.build(spec, progress=progress)
-        mb = module.build(scn.module, kb, progress=progress)
+        kb, mb = factory.builds(board, spec, scn.module, progress)
         summary.kernel_key, summary.module_key = kb.key, mb.key
         shutil.copyfile(kb.config, run.file(names.KERNEL_CONFIG))
         run.write_kernel_record(kernel_record.describe_external(kb) if board.kernel.tree else
