@@ -74,6 +74,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_run(args) -> int:
+    from harness.boards import deployed
     from harness.orchestrate.run import RunState, run_variant
 
     scn = config.load(args.scenario)
@@ -88,6 +89,8 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         _report(folder)         # the loops measured so far, and why the run stopped
         raise
+    finally:
+        deployed.switch_off_when_done(board, _progress)
     page = _report(folder)
     print("\n".join(text.run_lines(s.as_dict(), folder)))
     if page:

@@ -47,6 +47,9 @@ class Board(abc.ABC):
     # (guest device, host file): a channel the guest can stream its trace into as it is written, so the
     # trace costs no guest memory and survives a crash. None: the guest keeps it until it is copied back.
     trace_stream: tuple[str, Path] | None = None
+    # A board that stays on between runs (boards/deployed.py): how this run's kernel got there, and what
+    # its identity check rests on. None: the harness boots the kernel itself.
+    deploy: dict | None = None
 
     @abc.abstractmethod
     def power_on(self, deadline: Deadline) -> None:

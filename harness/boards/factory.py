@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from harness.boards.base import Board
-from harness.boards.qemu import QemuBoard, QemuBoardConfig
+from harness.boards.deployed import DeployedBoard, Target
+from harness.boards.kexec import BootFiles
+from harness.boards.qemu import QemuBoard, QemuBoardConfig, kernel_cmdline
+from harness.boards.rig import Flash
 from harness.boards.ssh_board import SshBoard
 from harness.boards.testbed import SER2NET, QemuSshBoard
 from pathlib import Path
 
-from harness.build import image, kernel, module, testbed
+from harness.build import build_identity, image, kernel, module, testbed
 from harness.build.kernel import KernelBuild
 from harness.build.module import ModuleBuild
 from harness.core.errors import InfraError
@@ -47,12 +50,15 @@ def builds(board: BoardFile, spec: KernelSpec, module_spec: ModuleSpec, progress
     return kb, module.build(module_spec, kb, progress=progress)
 
 
-def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder) -> Board:
+def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder,
+               progress=lambda s: None) -> Board:
     """The board of a run, with the images it boots from made in the run folder."""
     folder = run.file(names.IMAGES)
     # The default pool instead of the dedicated area: QEMU's own DTB, and the pool on the command line.
     dedicated = board.area.method == "dedicated"
     area, extra = (scn.area, ()) if dedicated else (None, (f"cma={board.area.pool_mib}M",))
+    if board.deploy.method == "kexec":
+        return _deployed(board, scn, kb, mb, run, area, extra, progress)
     if board.kind == "qemu":
         machine = QemuHardware.for_board(scn.board)
         imgs = image.make_all(kb, mb.ko, machine, area, scn.workload, folder)
@@ -70,3 +76,29 @@ def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild
         folder.mkdir(parents=True, exist_ok=True)
         disk = image.make_disk(scn.workload, folder / "disk.img", folder / "images.log")
     return SshBoard(board, run.path, disk_image=disk)
+
+
+def _deployed(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild, run: RunFolder, area, extra,
+              progress) -> DeployedBoard:
+    """A board that stays on (deploy.method: kexec): what kexec is given, and for the test bed what it
+    boots when switched on; each run's fresh disk is written onto the board's device over SSH."""
+    folder = run.file(names.IMAGES)
+    folder.mkdir(parents=True, exist_ok=True)
+    log_path = folder / "images.log"
+    disk = image.make_disk(scn.workload, folder / "disk.img", log_path)
+    expected = build_identity.of_build(kb)
+    if board.kind == "qemu-ssh":
+        check_host(board)
+        machine = QemuHardware.for_board(scn.board)
+        keys = testbed.ensure_keys()
+        initramfs = image.make_initramfs(kb, mb.ko, folder / "initramfs.cpio", testbed.initramfs_entries(keys, folder))
+        dtb = image.make_dtb(machine, area, folder / "board.dtb", log_path)
+        cmdline = kernel_cmdline(machine, extra)
+        files = BootFiles(kb.zimage, dtb, initramfs, cmdline)
+        flash = Flash(kb.zimage, dtb, initramfs, scn.workload.disk_mib, machine.hardware_args(), cmdline)
+        return DeployedBoard(board, run.path, Target(files, expected, flash), disk_image=disk, progress=progress)
+    # A physical board: its own DTB with the test area added, its own command line, its own root file system.
+    dtb = image.add_area(Path(board.area.board_dtb), scn.area, folder / "board.dtb", log_path) if area else \
+        Path(board.area.board_dtb)
+    files = BootFiles(kb.zimage, dtb, None, " ".join([board.deploy.cmdline, *extra]))
+    return DeployedBoard(board, run.path, Target(files, expected), disk_image=disk, progress=progress)

@@ -10,6 +10,7 @@ that is the caller's deadline (SshClient.connect_until).
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -36,7 +37,7 @@ class PowerAction:
 
 
 def placeholders(board: BoardFile) -> dict[str, str]:
-    return {"board": board.name, "project": str(PROJECT_ROOT), "cache": str(cache_root())}
+    return {"board": board.name, "project": str(PROJECT_ROOT), "cache": str(cache_root()), "python": sys.executable}
 
 
 class PowerControl:

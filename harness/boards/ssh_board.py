@@ -92,7 +92,8 @@ class SshBoard(Board):
             self._serial = SerialConsole(self.serial_url, self.board.serial.baud if self.board.serial else 115200)
             self._serial.open(deadline)
             self._serial_tee = ConsoleTee(self._serial.read, self._open(run.file(names.CONSOLE)), name="serial")
-        self.ssh.connect_until(deadline)
+        if not self.ssh.active:             # a deployed board's bring-up leaves it connected
+            self.ssh.connect_until(deadline)
         self._start_kmsg(run)
         self._watchdog = threading.Thread(target=self._watch, name="ssh-watchdog", daemon=True)
         self._watchdog.start()
@@ -213,7 +214,7 @@ class SshBoard(Board):
     # -- power off ------------------------------------------------------------------------------
 
     def power_off(self) -> None:
-        """Disconnect; the board itself stays as it is (power commands: a later issue)."""
+        """Disconnect; the board itself stays as it is (its power commands are boards/deployed.py's)."""
         self._stop.set()
         try:
             if self._kmsg_chan is not None:

@@ -32,20 +32,28 @@ PTY_LINE = re.compile(rb"char device redirected to (/dev/pts/\d+) \(label serial
 SER2NET = "ser2net"
 
 
-def ssh_bed_argv(cfg: QemuBoardConfig, qemu: str, ssh_port: int) -> list[str]:
+def bed_argv(qemu: str, hardware: list[str], zimage: Path, initramfs: Path, dtb: Path, cmdline: str, disk: Path,
+             ssh_port: int) -> list[str]:
+    """The test bed's QEMU: the board's UART as a pty (ser2net serves it), its NIC user networking with
+    one host forward to the guest's SSH server (`restrict=on`: the guest reaches nothing else)."""
     return [
-        qemu, *cfg.machine.hardware_args(),
+        qemu, *hardware,
         "-accel", "tcg,thread=multi",
         "-display", "none", "-no-reboot",
-        "-serial", "pty",                   # the board's UART: ser2net serves it
-        "-kernel", str(cfg.zimage), "-initrd", str(cfg.images.initramfs), "-dtb", str(cfg.images.dtb),
-        "-append", kernel_cmdline(cfg.machine, cfg.cmdline_extra),
-        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0",
+        "-serial", "pty",
+        "-kernel", str(zimage), "-initrd", str(initramfs), "-dtb", str(dtb),
+        "-append", cmdline,
+        "-drive", f"file={disk},if=none,format=raw,id=disk0",
         "-device", "virtio-blk-device,drive=disk0",
         "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:{LOOPBACK}:{ssh_port}-:22",
         "-device", "virtio-net-device,netdev=net0",
         "-device", "virtio-rng-device",
     ]
+
+
+def ssh_bed_argv(cfg: QemuBoardConfig, qemu: str, ssh_port: int) -> list[str]:
+    return bed_argv(qemu, cfg.machine.hardware_args(), cfg.zimage, cfg.images.initramfs, cfg.images.dtb,
+                    kernel_cmdline(cfg.machine, cfg.cmdline_extra), cfg.images.disk, ssh_port)
 
 
 def ser2net_config(pty: str, port: int, rfc2217: bool, baud: int) -> str:

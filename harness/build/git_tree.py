@@ -107,6 +107,14 @@ def has_path(gs: GitSource, path: str) -> bool:
         return False
 
 
+def list_dir(gs: GitSource, path: str) -> list[str]:
+    """The names in one folder of the commit; [] when the commit has no such folder."""
+    try:
+        return _git(gs.repo, "ls-tree", "--name-only", f"{gs.commit}:{path}").split()
+    except proc.CommandError:
+        return []
+
+
 def export(gs: GitSource, dest: Path, log_path: Path | None = None) -> None:
     """Write every file of the commit into dest (created), with git's own file modes; the repository is
     only read (the index is a temporary file beside dest)."""

@@ -6,15 +6,16 @@ import functools
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.build import cache, git_tree
+from harness.build import cache, git_tree, kernel_base
 from harness.core import proc
 from harness.spec import patch_files
-from harness.spec.config import PROJECT_ROOT, KernelSpec
+from harness.spec.config import ALLNOCONFIG, PROJECT_ROOT, KernelSpec, base_kind
 from harness.core.errors import InfraError, InputError
 from harness.build.toolchain import (CROSS_COMPILE, DEBIAN_KERNEL_612_TARBALL, DEBIAN_KERNEL_TARBALL,
                                      DEBIAN_SOURCES, require)
@@ -158,6 +159,8 @@ def inputs(spec: KernelSpec) -> dict:
     }
     if spec.extra_patches:      # absent otherwise, so the key of every spec without them stays as it was
         meta["extra_patches"] = [{"sha256": p.sha256, "subject": p.subject} for p in extra_patches(spec)]
+    if base_kind(spec.base) != ALLNOCONFIG:     # likewise: allnoconfig kernels keep the keys they have
+        meta["base"] = kernel_base.key_part(spec, src)
     return meta
 
 
@@ -175,7 +178,9 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
             progress(f"kernel {key}: cached")
             return KernelBuild(key, store.path(key) / "tree")
         started = time.monotonic()
-        with store.building(key, {k: v for k, v in meta.items() if k != "fragments"} | {"fragment_names": list(spec.fragments)}) as work:
+        # The record leaves out the fragments' and a .config base's text (the key has them): names instead.
+        record = {k: v for k, v in meta.items() if k not in ("fragments", "base")} | {"fragment_names": list(spec.fragments)}
+        with store.building(key, record | ({"base": spec.base} if "base" in meta else {})) as work:
             tree = work / "tree"
             log_path = work / "build.log"
             _unpack(meta["source"], tree, log_path, progress)
@@ -186,7 +191,7 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
                 copy.parent.mkdir(exist_ok=True)
                 copy.write_text(p.text)
                 _apply(copy, tree, log_path, progress, label=f"{Path(p.source).name} ({p.subject!r})")
-            _configure(spec, tree, log_path, progress)
+            configure_tree(spec, tree, log_path, progress)
             _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)
             (work / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
         progress(f"kernel {key}: built in {time.monotonic() - started:.0f} s")
@@ -293,14 +298,19 @@ def _strip1(name: str) -> str:
     return name.split("/", 1)[1] if "/" in name else name
 
 
-def _configure(spec: KernelSpec, tree: Path, log_path: Path, progress) -> None:
-    """allnoconfig with the fragments as KCONFIG_ALLCONFIG; then check every fragment line really holds."""
-    progress("configuring: allnoconfig + " + ", ".join(spec.fragments))
+def configure_tree(spec: KernelSpec, tree: Path, log_path: Path, progress=lambda s: None) -> None:
+    """The .config of an unpacked tree: the base with the fragments, then a check that every fragment line
+    really holds. allnoconfig takes the fragments as KCONFIG_ALLCONFIG; a defconfig or a .config is put
+    in place first and the fragments merged into it (_merge_fragments)."""
+    progress(f"configuring: {spec.base} + " + ", ".join(spec.fragments))
     text = "\n".join(fragment_path(name).read_text() for name in spec.fragments) + "\n"
     wanted = parse_config(text)         # a fragment is .config syntax: later fragments win, as in Kconfig
     allconfig = tree / "cma-harness.allconfig"
     allconfig.write_text(text)
-    proc.run(["make", *MAKE_VARS, f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"], cwd=tree, log_path=log_path)
+    if base_kind(spec.base) == ALLNOCONFIG:
+        proc.run(["make", *MAKE_VARS, f"KCONFIG_ALLCONFIG={allconfig}", "allnoconfig"], cwd=tree, log_path=log_path)
+    else:
+        _merge_fragments(spec, tree, allconfig, log_path)
     got = parse_config((tree / ".config").read_text())
     unmet = [f"{sym}={val} (got {got.get(sym, 'n')})" for sym, val in wanted.items() if got.get(sym, "n") != val]
     if unmet:
@@ -308,6 +318,19 @@ def _configure(spec: KernelSpec, tree: Path, log_path: Path, progress) -> None:
             "kernel config fragments ask for settings Kconfig did not keep (a dependency is missing or the "
             "symbol does not exist in this kernel): " + "; ".join(unmet)
         )
+
+
+def _merge_fragments(spec: KernelSpec, tree: Path, fragments: Path, log_path: Path) -> None:
+    if base_kind(spec.base) == "defconfig":
+        kernel_base.check_defconfig(spec.base, kernel_base.defconfigs_in(tree), spec.source)
+        proc.run(["make", *MAKE_VARS, spec.base], cwd=tree, log_path=log_path)
+    else:
+        shutil.copyfile(kernel_base.config_path(spec.base), tree / ".config")
+    # The kernel's own merge: each fragment line replaces the base's line for its symbol (the log names
+    # every value overridden); a relative name, since the script splits its file list on spaces.
+    # olddefconfig then settles what the merged values imply, as allnoconfig does for the default base.
+    proc.run(["sh", "scripts/kconfig/merge_config.sh", "-m", ".config", fragments.name], cwd=tree, log_path=log_path)
+    proc.run(["make", *MAKE_VARS, "olddefconfig"], cwd=tree, log_path=log_path)
 
 
 def parse_config(text: str) -> dict[str, str]:

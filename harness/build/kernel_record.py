@@ -25,6 +25,8 @@ def describe(spec: KernelSpec, kb: KernelBuild) -> dict:
         "source_identity": meta["source_identity"],
         "commit": git_tree.parse(spec.source).commit if git_tree.is_git(spec.source) else None,
         "fragments": list(spec.fragments),
+        # The config base when it is not allnoconfig (absent: allnoconfig, as in every record made before).
+        **({"base": spec.base} if "base" in meta else {}),
         "series": series_name(spec.patches) if spec.patches else None,
         "patches": patches,
     }

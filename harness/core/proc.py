@@ -223,3 +223,58 @@ class Background:
                 self._proc.wait()
         if not self._log.closed:
             self._log.close()
+
+
+def detach(argv: Sequence[str], log_path: Path) -> int:
+    """Start a process that outlives the harness (the test bed's QEMU and ser2net, started by its power-on
+    command, stopped by its power-off): a session of its own, output appended to log_path; its pid."""
+    argv = [str(a) for a in argv]
+    with open(log_path, "ab") as out:
+        out.write(f"$ {shlex.join(argv)}\n".encode())
+        out.flush()
+        try:
+            p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                 start_new_session=True)
+        except FileNotFoundError as e:
+            raise InfraError(f"cannot run {argv[0]!r}: not found. Run `cma-harness doctor` for the package "
+                             f"that provides it.") from e
+    # Popen returns as the child's exec starts; its /proc cmdline reads empty a moment longer (seen in a
+    # third of 200 tries), and `alive` would take it for another process.
+    end = time.monotonic() + 2.0
+    while time.monotonic() < end and p.poll() is None:
+        try:
+            if Path(f"/proc/{p.pid}/cmdline").read_bytes():
+                break
+        except OSError:
+            break
+        time.sleep(0.005)
+    return p.pid
+
+
+def alive(pid: int, marker: str) -> bool:
+    """Whether pid runs and its command line holds `marker` (a pid file can outlive its process, and the
+    number be taken by another)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z" and marker.encode() in cmdline
+
+
+def stop_pid(pid: int, marker: str, wait_s: float = 5.0) -> bool:
+    """SIGTERM, then SIGKILL after wait_s, to a detached process (only if it is still the one: `alive`).
+    Whether it was running."""
+    if not alive(pid, marker):
+        return False
+    for sig, wait in ((signal.SIGTERM, wait_s), (signal.SIGKILL, wait_s)):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            return True
+        end = time.monotonic() + wait
+        while time.monotonic() < end:
+            if not alive(pid, marker):
+                return True
+            time.sleep(0.05)
+    return True

@@ -152,15 +152,10 @@ def stop_script(sink: str = TRACE_FILE) -> str:
     return "; ".join(lines)
 
 
-def start(board: Board, buffer_kib: int, page_dumps: bool, deadline: Deadline) -> None:
-    """Set tracing up in the guest and start the reader (before the test module is loaded)."""
-    board.run_script(setup_script(buffer_kib, page_dumps, _sink(board)), deadline).check()
-
-
 def collect(board: Board, run: RunFolder, deadline: Deadline) -> Path:
     """Stop tracing and put the trace in folder/trace.txt byte for byte; the ring's own
     overrun/dropped counters go to folder/trace-stats.txt."""
-    stats = board.run_script(stop_script(_sink(board)), deadline).check().output
+    stats = board.run_script(stop_script(sink_of(board)), deadline).check().output
     run.file(names.TRACE_STATS).write_text(stats)
     out = run.file(names.TRACE)
     if board.trace_stream is not None:
@@ -174,7 +169,8 @@ def collect(board: Board, run: RunFolder, deadline: Deadline) -> Path:
     return out
 
 
-def _sink(board: Board) -> str:
+def sink_of(board: Board) -> str:
+    """Where the trace reader writes: the board's stream device, or a file it keeps."""
     return board.trace_stream[0] if board.trace_stream is not None else TRACE_FILE
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from harness.boards import factory
+from harness.boards import deployed, factory
 from harness.boards.ssh_board import SshBoard
 from harness.build.toolchain import require
 from harness.core.deadline import Deadline
@@ -43,14 +43,17 @@ def check(scn: Scenario, board: BoardFile, folder: Path, progress: Callable[[str
         factory.check_host(board)
         kb, mb = factory.builds(board, board.kernel_spec(scn.kernel), scn.module, progress)
     if board.kind in ("qemu", "qemu-ssh"):
-        target = factory.make_board(board, scn, kb, mb, run)
+        target = factory.make_board(board, scn, kb, mb, run, progress)
     else:
         target = SshBoard(board, run.path)     # its own kernel and disk: nothing to make or write
     progress(f"[{board.name}] connecting" if board.kind == "ssh" else f"[{board.name}] booting")
-    with target:
-        target.power_on(Deadline(scn.board.boot_timeout_s, "boot or connect"))
-        workdir = board.ssh.workdir if board.ssh else "/tmp"
-        text = target.run_script(probe.script(target.paths.disk, workdir), Deadline(60, "board probe")).output
+    try:
+        with target:
+            target.power_on(Deadline(scn.board.boot_timeout_s, "boot or connect"))
+            workdir = board.ssh.workdir if board.ssh else "/tmp"
+            text = target.run_script(probe.script(target.paths.disk, workdir), Deadline(60, "board probe")).output
+    finally:
+        deployed.switch_off_when_done(board, progress)      # the test bed switched on for the check
     run.file(names.BOARD_PROBE).write_text(text)
     facts = probe.parse(text)
     vermagic = modinfo(mb.ko.read_bytes()).get("vermagic") if mb else None

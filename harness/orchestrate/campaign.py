@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from harness.boards import deployed
 from harness.spec import config
 from harness.judging import sequential, stats
 from harness.spec.boards import BoardFile
@@ -21,6 +22,11 @@ from harness.core.errors import InfraError, InputError
 from harness.store import counts
 from harness.store.campaign_folder import SECOND_ARM_SUFFIX, CampaignFolder, arm_key_of, variant_of_key
 from harness.orchestrate.run import RunState, run_variant
+
+
+# A board that recovers by power (boards/deployed.py) goes on after a crash or a hang; one arm crashing or
+# hanging this many boots in a row ends the campaign all the same: the kernel does not run the test.
+MAX_UNHEALTHY_IN_A_ROW = 3
 
 
 @dataclass(frozen=True)
@@ -86,9 +92,10 @@ class CampaignState:
 Executor = Callable[..., dict]
 
 
-def harness_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress, board) -> dict:
-    return run_variant(scn, variant, scn.variant(variant), folder, loops=loops, progress=progress,
-                       board=board).as_dict()
+def harness_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress, board,
+                     first_loop: int = 0) -> dict:
+    return run_variant(scn, variant, scn.variant(variant), folder, loops=loops, first_loop=first_loop,
+                       progress=progress, board=board).as_dict()
 
 
 def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str], None] = lambda s: None,
@@ -99,6 +106,18 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
+    if plan.parallel_arms and board is not None and board.deploy.method == "kexec":
+        raise InputError(f"--parallel-arms boots both arms at once, but {board.name} is one board that stays on "
+                         f"(deploy.method: kexec): drop --parallel-arms")
+    try:
+        return _campaign(scn, plan, folder, progress, expect, board, executor)
+    finally:
+        if board is not None:
+            deployed.switch_off_when_done(board, progress)
+
+
+def _campaign(scn: Scenario, plan: Plan, folder: Path, progress, expect: str, board: BoardFile | None,
+              executor: Executor) -> dict:
     camp = CampaignFolder(folder).create()
     _pin_plan(camp, scn, plan, board)
     metric = counts.metric_for(scn.module.attribution)
@@ -107,6 +126,7 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
         progress(f"resuming: {st.done(plan.baseline)} baseline and {_done_patched(st, plan)} patched loops already measured")
     started = time.monotonic()
     session_loops = 0
+    streak = {"A": 0, "B": 0}           # crashed or hung boots in a row, per arm
     decision = None
     feasible = None
     if plan.expected_rate is not None:
@@ -141,7 +161,13 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
             else:
                 progress(f"pilot (first baseline boot): {pilot[0]}/{pilot[1]}: too few failures to say "
                          f"whether the budget can reach a verdict")
-        if summary["state"] in (RunState.CRASH.value, RunState.HANG.value):
+        unhealthy = summary["state"] in (RunState.CRASH.value, RunState.HANG.value)
+        streak[arm] = streak[arm] + 1 if unhealthy else 0
+        if unhealthy and deployed.recovers(board) and streak[arm] < MAX_UNHEALTHY_IN_A_ROW:
+            progress(f"run {summary['run']} ended in {summary['state']} (kept as measured); {board.name} is "
+                     f"power-cycled before its next boot and the campaign goes on")
+            return None
+        if unhealthy:
             progress(f"run {summary['run']} ended in {summary['state']}: stopping the campaign")
             return (f"run {summary['run']} ended in {summary['state']} after {len(recs)} loops"
                     + (f" ({summary['error']})" if summary.get("error") else ""))
@@ -155,12 +181,12 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
                 if decision.final:
                     break
             if plan.parallel_arms and na == nb:
-                boots = _run_pair(scn, plan, camp, run_length(na, plan), progress, board, executor)
+                boots = _run_pair(scn, plan, camp, run_length(na, plan), progress, board, executor, na)
             else:
                 variant, arm = (plan.baseline, "A") if na <= nb else (plan.patched, "B")
                 loops = run_length(na if arm == "A" else nb, plan)
                 boots = [(variant, arm, _run_with_retries(scn, plan, variant, arm, camp, loops, progress, board,
-                                                          executor))]
+                                                          executor, first_loop=na if arm == "A" else nb))]
             # Every boot of a pair is kept, in arm order, even when the first of them stops the campaign.
             stops = [why for why in (account(*boot) for boot in boots) if why]
             if stops:
@@ -210,14 +236,14 @@ def _minutes(minutes: float) -> str:
 
 
 def _run_with_retries(scn, plan, variant, arm, camp: CampaignFolder, loops, progress, board=None,
-                      executor: Executor = harness_executor) -> dict:
+                      executor: Executor = harness_executor, first_loop: int = 0) -> dict:
     """Run one boot; an infrastructure failure with no loop measured is retried, a test result never is."""
     for attempt in range(plan.infra_retries + 1):
         with _NAMING:               # the two boots of a parallel pair must not take the same number
             run = camp.next_run(_key(plan, arm)).create()
         name = run.name
         progress(f"run {name}: {loops} loops on {variant}")
-        s = executor(scn, variant, run.path, loops=loops, progress=progress, board=board)
+        s = executor(scn, variant, run.path, loops=loops, progress=progress, board=board, first_loop=first_loop)
         if s["state"] != RunState.INFRA.value or s["loops_done"] > 0:
             return {"run": name, **s}
         progress(f"run {name}: infrastructure failure (attempt {attempt + 1}/{plan.infra_retries + 1}): {s['error']}")
@@ -228,7 +254,7 @@ _NAMING = threading.Lock()
 
 
 def _run_pair(scn, plan: Plan, camp: CampaignFolder, loops: int, progress, board,
-              executor: Executor) -> list[tuple[str, str, dict]]:
+              executor: Executor, done: int = 0) -> list[tuple[str, str, dict]]:
     """A pair's two boots at once: the patched one in a second thread, the baseline in this one (which
     takes Ctrl-C). On an interrupt the other boot is stopped at its next progress line (its QEMU is
     stopped and its loops kept, as any interrupted run's), then the interrupt goes on."""
@@ -241,9 +267,9 @@ def _run_pair(scn, plan: Plan, camp: CampaignFolder, loops: int, progress, board
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="patched-arm") as pool:
         other = pool.submit(_run_with_retries, scn, plan, plan.patched, "B", camp, loops, patched_progress,
-                            board, executor)
+                            board, executor, done)
         try:
-            first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor)
+            first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor, done)
         except BaseException:
             cancel.set()
             raise

@@ -43,6 +43,7 @@ class JobRequest:
     folder: Path
     loops: int | None = None        # None: the scenario's module.loops
     job_id: str = "1"
+    first_loop: int = 0             # the first loop's number (a campaign numbers an arm's loops on across boots)
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def write_job(req: JobRequest, progress: Callable[[str], None] = lambda s: None)
     sink = autorun.TRACE_PORT if qemu else None
     disk_device = board.disk.device
     script = job.images / names.AUTORUN
-    script.write_text(autorun.script(scn, loops, trace_sink=sink, disk=disk_device))
+    script.write_text(autorun.script(scn, loops, req.first_loop, trace_sink=sink, disk=disk_device))
     script.chmod(0o755)
     extra = [f"file {autorun.GUEST_PATH} {script} 0755 0 0"]
     zimage = job.images / names.KERNEL_IMAGE

@@ -20,7 +20,7 @@ EXECUTORS = ("harness", "lava-run", "lava")       # lava: a LAVA server (orchest
 
 
 def boot_as_job(scn: Scenario, variant: str, folder: Path, *, loops: int, progress, board: BoardFile | None,
-                run_job: Callable[[lava.WrittenJob], dict]) -> dict:
+                run_job: Callable[[lava.WrittenJob], dict], first_loop: int = 0) -> dict:
     """One boot as a LAVA job (the campaign.Executor protocol, whoever runs the job): the job written into
     the run folder's lava-job/, run and imported by run_job, the run folder's summary written and returned.
     A job that cannot be written or run is an `infra` run with the reason."""
@@ -28,7 +28,8 @@ def boot_as_job(scn: Scenario, variant: str, folder: Path, *, loops: int, progre
     run = RunFolder(folder).create()
     try:
         written = lava.write_job(lava.JobRequest(scn, variant, scn.variant(variant), board,
-                                                 folder / names.LAVA_JOB_FOLDER, loops, job_id=folder.name),
+                                                 folder / names.LAVA_JOB_FOLDER, loops, job_id=folder.name,
+                                                 first_loop=first_loop),
                                  progress=progress)
         summary = run_job(written)
         run.write_summary(summary)
@@ -42,7 +43,7 @@ def boot_as_job(scn: Scenario, variant: str, folder: Path, *, loops: int, progre
 
 
 def lava_run_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, progress,
-                      board: BoardFile | None) -> dict:
+                      board: BoardFile | None, first_loop: int = 0) -> dict:
     """One boot as a LAVA job under lava-run: its run folder's summary."""
 
     def under_lava_run(written: lava.WrittenJob) -> dict:
@@ -56,4 +57,5 @@ def lava_run_executor(scn: Scenario, variant: str, folder: Path, *, loops: int, 
         summary["timings"]["lava_run_s"] = round(seconds, 1)
         return summary
 
-    return boot_as_job(scn, variant, folder, loops=loops, progress=progress, board=board, run_job=under_lava_run)
+    return boot_as_job(scn, variant, folder, loops=loops, progress=progress, board=board, run_job=under_lava_run,
+                       first_loop=first_loop)

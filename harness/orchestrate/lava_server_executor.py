@@ -75,9 +75,10 @@ class ServerExecutor:
         return f"LAVA server {self.server.url}: user {user}; {DEVICE_TYPE} devices {', '.join(devices)}"
 
     def __call__(self, scn: Scenario, variant: str, folder: Path, *, loops: int, progress,
-                 board: BoardFile | None) -> dict:
+                 board: BoardFile | None, first_loop: int = 0) -> dict:
         return lava_executor.boot_as_job(scn, variant, folder, loops=loops, progress=progress, board=board,
-                                         run_job=lambda written: self.run_job(written.folder, folder, variant, progress))
+                                         run_job=lambda written: self.run_job(written.folder, folder, variant, progress),
+                                         first_loop=first_loop)
 
     def run_job(self, job: LavaJobFolder, run_path: Path, variant: str, progress) -> dict:
         """Submit the job folder's job, wait for it, fetch its log, import it into the run folder run_path."""

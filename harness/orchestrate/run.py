@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import logging
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -27,7 +28,8 @@ from harness.build import module
 from harness.parsers import kmsg
 from harness.parsers.console_watch import AreaSeen, ConsoleWatcher, Ended, LoopSeen, Phase, ReportSeen
 from harness.parsers import ftrace
-from harness.guest import install, pool, tracing
+from harness.boards.shell import CommandResult
+from harness.guest import install, pool, steps, tracing
 from harness.boards import factory
 from harness.boards.base import Board
 from harness.spec.boards import BoardArea, BoardFile
@@ -109,7 +111,7 @@ def run_variant(scn: Scenario, variant: str, spec: KernelSpec, folder: Path, *, 
                                 kernel_record.describe(spec, kb))
         shutil.copyfile(mb.source, run.file(names.MODULE_SOURCE))
         summary.timings["build_s"] = round(time.monotonic() - t0, 1)
-        guest = factory.make_board(board, scn, kb, mb, run)
+        guest = factory.make_board(board, scn, kb, mb, run, progress)
         with guest, run.loop_writer() as out:
             try:
                 _guest_session(scn, guest, mb, out, summary, loops, first_loop, run, progress, board.area)
@@ -154,20 +156,14 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
                    loops: int, first_loop: int, run: RunFolder, progress, area: BoardArea = BoardArea()) -> None:
     t_boot = time.monotonic()
     progress(f"[{summary.variant}] booting")
-    board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
+    try:
+        board.power_on(Deadline(scn.board.boot_timeout_s, "boot"))
+    finally:        # how the board got this run's kernel (kexec, power), and the kernel it verified; kept on failure too
+        if board.deploy is not None:
+            summary.board["deploy"] = board.deploy
     summary.timings["boot_to_shell_s"] = round(time.monotonic() - t_boot, 1)
     summary.board["release"] = install.prepare(board, mb, Deadline(120, "module copy and vermagic check"))
-    cmd = Deadline(60, "guest command")
-    board.run_script(snippets.mount_disk(board.paths.disk), cmd).check()
-    if scn.workload.profile != "none":
-        started = board.run_script(snippets.start_workload(scn.workload, board.paths.workload), Deadline(180)).check()
-        summary.timings["workload_warm_s"] = snippets.warm_seconds(started.output)
-        time.sleep(scn.workload.warmup_s)
-    before = snippets.parse_counters(board.run_script(snippets.READ_COUNTERS, Deadline(60)).check().output)
-    if scn.trace.enabled:
-        tracing.start(board, scn.trace.buffer_kib, scn.trace.page_dumps, Deadline(60, "trace set-up"))
-    board.run(snippets.insmod(scn.module, loops, first_loop, board.paths.module) + _pool_params(board, area, summary),
-              Deadline(60)).check()
+    before = _set_up(scn, board, loops, first_loop, area, summary)
     summary.timings["boot_to_insmod_s"] = round(time.monotonic() - t_boot, 1)
     progress(f"[{summary.variant}] module loaded {summary.timings['boot_to_insmod_s']:.0f} s after power-on: "
              f"{loops} loops (a hang is declared after {scn.board.hang_timeout_s} s without one)")
@@ -180,6 +176,30 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
         if scn.workload.profile != "none":
             board.run_script(snippets.stop_workload(board.paths.workload), Deadline(60))
         board.run(snippets.RMMOD, Deadline(60))
+
+
+def _set_up(scn: Scenario, board: Board, loops: int, first_loop: int, area: BoardArea, summary: RunSummary) -> dict:
+    """Mount, workload, counters, trace, insmod: one round trip over the command channel (guest/steps.py),
+    a failed step named as if it had run alone. The counters before the loop, as read."""
+    insmod = snippets.insmod(scn.module, loops, first_loop, board.paths.module) + _pool_params(board, area, summary)
+    plan = [("mount", snippets.mount_disk(board.paths.disk))]
+    if scn.workload.profile != "none":
+        plan.append(("workload", snippets.start_workload(scn.workload, board.paths.workload)))
+        if scn.workload.warmup_s:
+            plan.append(("warm-up", f"sleep {scn.workload.warmup_s}"))
+    plan.append(("counters", snippets.READ_COUNTERS))
+    if scn.trace.enabled:
+        plan.append(("trace", tracing.setup_script(scn.trace.buffer_kib, scn.trace.page_dumps, tracing.sink_of(board))))
+    plan.append(("insmod", shlex.join(insmod)))
+    whole = board.run_script(steps.script(plan), Deadline(300, "set-up: mount, workload, counters, trace, insmod"))
+    done = {r.name: r for r in steps.split(plan, whole.output)}
+    for name, snippet in plan:
+        r = done.get(name)
+        if r is None or r.status != 0:
+            CommandResult(snippet, r.output if r else whole.output, r.status if r else whole.status or 1).check()
+    if "workload" in done:
+        summary.timings["workload_warm_s"] = snippets.warm_seconds(done["workload"].output)
+    return snippets.parse_counters(done["counters"].output)
 
 
 def _pool_params(board: Board, area: BoardArea, summary: RunSummary) -> list[str]:

@@ -26,13 +26,23 @@ from typing import Any
 import yaml
 
 from harness.core.errors import InputError
-from harness.spec.config import PROJECT_ROOT, KernelSpec, _build, _choice, _range
+from harness.spec.config import (
+    DEFCONFIG_NAME,
+    PROJECT_ROOT,
+    KernelSpec,
+    _build,
+    _choice,
+    _range,
+)
 
 BOARDS_DIR = PROJECT_ROOT / "images" / "boards"
 DEFAULT_BOARD = BOARDS_DIR / "qemu.yaml"
 FILL_ME = "FILL-ME"
 KINDS = ("qemu", "qemu-ssh", "ssh")
 LOOPBACK = "127.0.0.1"
+# The QEMU guest's own fragments: written for allnoconfig on QEMU's `virt` machine, so a board that names
+# its own config base (kernel.defconfig, kernel.config) builds without them.
+GUEST_FRAGMENTS = ("virt-arm",)
 
 
 @dataclass(frozen=True)
@@ -71,6 +81,11 @@ class BoardKernel:
     # The build tree of the kernel the board runs (its .config, Module.symvers, `make modules_prepare`
     # done): the module is built against it instead of a kernel the harness builds.
     tree: str | None = None
+    # Or the harness builds the board's kernel, each variant's, from the board's own config base instead
+    # of allnoconfig: a defconfig of the source's arch/arm/configs/ (omap2plus_defconfig), or a .config
+    # file (the board's /boot/config-*); the fragments are merged into it (KernelSpec.base).
+    defconfig: str | None = None
+    config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,10 +135,14 @@ class BoardPower:
     cycle: str | None = None        # unset: `off`, cycle_delay_s, then `on`
     timeout_s: int = field(default=60, metadata=_range(1, 3600))
     cycle_delay_s: int = field(default=2, metadata=_range(0, 600))
+    # Switch the board off when the harness's command (a run, a campaign) ends, if the harness switched it
+    # on. A lab's board stays on for the next one; the test bed's QEMU must not outlive its campaign.
+    off_when_done: bool = False
 
 
-# {board}: the board's `name`; {project}: the harness's folder (its scripts); {cache}: the harness's cache.
-POWER_PLACEHOLDERS = ("board", "project", "cache")
+# {board}: the board's `name`; {project}: the harness's folder (its scripts); {cache}: the harness's cache;
+# {python}: the harness's own Python (for the test bed's power script, python -m harness.boards.rig).
+POWER_PLACEHOLDERS = ("board", "project", "cache", "python")
 
 
 @dataclass(frozen=True)
@@ -145,8 +164,13 @@ class BoardFile:
         return self.kind in ("qemu-ssh", "ssh")
 
     def kernel_spec(self, spec: KernelSpec) -> KernelSpec:
-        """The scenario's kernel for this board: its fragments, then the board's."""
-        extra = tuple(f for f in self.kernel.fragments if f not in spec.fragments)
+        """The scenario's kernel for this board: its fragments, then the board's. With the board's own
+        config base (kernel.defconfig or kernel.config) as its base, and without GUEST_FRAGMENTS."""
+        base = self.kernel.defconfig or self.kernel.config
+        own = tuple(f for f in spec.fragments if f not in GUEST_FRAGMENTS) if base else spec.fragments
+        extra = tuple(f for f in self.kernel.fragments if f not in own)
+        if base:
+            return dataclasses.replace(spec, base=base, fragments=(*own, *extra))
         return dataclasses.replace(spec, fragments=(*spec.fragments, *extra)) if extra else spec
 
     def as_dict(self) -> dict:
@@ -156,7 +180,7 @@ class BoardFile:
 SECTIONS = {"ssh": SshSpec, "serial": SerialSpec, "kernel": BoardKernel, "disk": BoardDisk, "area": BoardArea,
             "deploy": BoardDeploy, "power": BoardPower}
 TOP_KEYS = ("name", "kind", "description", *SECTIONS)
-PATH_KEYS = {"ssh": ("key_file", "known_hosts"), "kernel": ("tree",), "area": ("board_dtb",)}
+PATH_KEYS = {"ssh": ("key_file", "known_hosts"), "kernel": ("tree", "config"), "area": ("board_dtb",)}
 
 
 def shipped() -> list[str]:
@@ -195,10 +219,17 @@ def from_dict(data: Any, source: str = "<dict>", base: Path | None = None, cache
     sections = {}
     for key, cls in SECTIONS.items():
         if data.get(key) is not None:
-            raw = _expand_paths(key, data[key], base or Path.cwd(), cache) if isinstance(data[key], dict) else data[key]
+            raw = _expand_paths(key, _yaml11_keys(data[key]), base or Path.cwd(), cache) \
+                if isinstance(data[key], dict) else data[key]
             sections[key] = _build(cls, raw, source, key + ".")
     board = dataclasses.replace(top, source=source, **sections)
     return check(board, source)
+
+
+def _yaml11_keys(values: dict) -> dict:
+    """YAML 1.1 (PyYAML) reads a bare `on:` / `off:` key as true / false: `power.on` and `power.off` as
+    written, whichever way they were read."""
+    return {({True: "on", False: "off"}.get(k, k) if isinstance(k, bool) else k): v for k, v in values.items()}
 
 
 def fill_me_keys(data: Any, prefix: str = "") -> list[str]:
@@ -233,6 +264,7 @@ def _expand_paths(section: str, values: dict, base: Path, cache: Path | None) ->
 
 def check(b: BoardFile, source: str) -> BoardFile:
     """Rules between fields and kinds."""
+    _check_kernel(b, source)
     _check_deploy_and_power(b, source)
     if b.kind == "qemu":
         for key in ("ssh", "serial"):
@@ -258,9 +290,19 @@ def check(b: BoardFile, source: str) -> BoardFile:
             raise InputError(f"{source}: `serial.url` = {b.serial.url!r}: the test bed's ser2net listens on "
                              f"{LOOPBACK} only; allowed: rfc2217://{LOOPBACK}:PORT or socket://{LOOPBACK}:PORT "
                              f"(0: a port picked at run time)")
-        if b.disk.provision != "attached" or b.kernel.tree:
-            raise InputError(f"{source}: the qemu-ssh test bed attaches the harness's disk and boots the harness's "
-                             f"kernel: `disk.provision` must be attached and `kernel.tree` unset")
+        if b.kernel.tree:
+            raise InputError(f"{source}: the qemu-ssh test bed boots the harness's kernel: `kernel.tree` must be unset")
+        kexec = b.deploy.method == "kexec"
+        if kexec and b.power is None:
+            raise InputError(f"{source}: the qemu-ssh test bed with `deploy.method: kexec` stays on between runs and "
+                             f"needs `power` commands to be switched on: `on: \"{{python}} -m harness.boards.rig on "
+                             f"{{board}}\"`, `off: ... off {{board}}` (see images/boards/qemu-ssh.yaml)")
+        want = "write-image" if kexec else "attached"
+        if b.disk.provision != want:
+            raise InputError(f"{source}: `disk.provision` = {b.disk.provision!r}: the test bed "
+                             + ("stays on with one scratch disk, which each run's fresh image is written onto over SSH"
+                                if kexec else "attaches each run's fresh disk itself, at QEMU's start")
+                             + f"; allowed here: {want}")
         return b
     if b.disk.provision != "write-image":
         raise InputError(f"{source}: `disk.provision` = {b.disk.provision!r}: only the qemu-ssh test bed attaches the "
@@ -279,6 +321,31 @@ def check(b: BoardFile, source: str) -> BoardFile:
         raise InputError(f"{source}: `kernel.tree` = {b.kernel.tree} has no .config: name the build tree of the "
                          f"kernel the board runs (after `make modules_prepare`)")
     return b
+
+
+def _check_kernel(b: BoardFile, source: str) -> None:
+    """kernel.tree, kernel.defconfig and kernel.config: one kernel at most, and a base only where the
+    harness builds a board's kernel."""
+    k = b.kernel
+    given = [key for key in ("tree", "defconfig", "config") if getattr(k, key)]
+    if len(given) > 1:
+        raise InputError(f"{source}: `kernel.{given[0]}` and `kernel.{given[1]}` exclude each other: `kernel.tree` "
+                         f"is the board's own prebuilt kernel, `kernel.defconfig` (a NAME_defconfig) or "
+                         f"`kernel.config` (a .config file) the base the harness builds the board's kernel from; "
+                         f"set one of them")
+    base = next((key for key in ("defconfig", "config") if key in given), None)
+    if base and b.kind in ("qemu", "qemu-ssh"):
+        # The guest boots QEMU's `virt` machine with the harness's initramfs: the scenario's allnoconfig +
+        # virt-arm kernel names all it needs, where a board's defconfig need not (virtio, PL011).
+        raise InputError(f"{source}: `kernel.{base}` is for a `kind: ssh` board; a `kind: {b.kind}` board boots "
+                         f"the harness's minimal QEMU `virt` kernel (allnoconfig + the scenario's fragments)")
+    if k.defconfig is not None and not DEFCONFIG_NAME.match(k.defconfig):
+        raise InputError(f"{source}: `kernel.defconfig` = {k.defconfig!r} is not a defconfig target; allowed: a "
+                         f"NAME_defconfig of the kernel source's arch/arm/configs/ (e.g. omap2plus_defconfig, "
+                         f"bcm2835_defconfig), or `kernel.config` for a .config file")
+    if k.config is not None and not Path(k.config).is_file():
+        raise InputError(f"{source}: `kernel.config` = {k.config or '(empty)'} is not a file: name the board "
+                         f"kernel's .config (e.g. a copy of its /boot/config-$(uname -r)), relative to the board file")
 
 
 def _loopback_url(url: str) -> bool:
@@ -307,9 +374,9 @@ def _check_deploy_and_power(b: BoardFile, source: str) -> None:
         if b.kind == "ssh" and not d.cmdline:
             raise InputError(f"{source}: `deploy.method: kexec` on a `kind: ssh` board needs `deploy.cmdline`, the "
                              f"board's own kernel command line (console=..., root=...; see its /proc/cmdline)")
-        if b.kind == "ssh" and b.area.method == "dedicated" and not b.area.board_dtb:
-            raise InputError(f"{source}: `deploy.method: kexec` with `area.method: dedicated` needs `area.board_dtb`: "
-                             f"kexec passes the board's DTB with the test area added")
+        if b.kind == "ssh" and not b.area.board_dtb:
+            raise InputError(f"{source}: `deploy.method: kexec` on a `kind: ssh` board needs `area.board_dtb`: kexec "
+                             f"passes the board's DTB (with the test area added, for `area.method: dedicated`)")
     if b.power is not None:
         p = b.power
         if not p.cycle and not (p.on and p.off):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,19 @@ from harness.spec.variants import EMBEDDED, series_name
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SCENARIO = PROJECT_ROOT / "images" / "scenarios" / "seed-2012.yaml"
+ALLNOCONFIG = "allnoconfig"
+# A defconfig target as `make` takes it: a file name of arch/arm/configs/, never a path.
+DEFCONFIG_NAME = re.compile(r"^[A-Za-z0-9][\w.+-]*_defconfig$")
+
+
+def base_kind(base: str) -> str | None:
+    """What a `kernel.base` names: "allnoconfig", "defconfig" (a make target of arch/arm/configs/) or
+    "file" (a .config: a path with a / in it, or a name ending in .config); None for anything else. Pure."""
+    if base == ALLNOCONFIG:
+        return ALLNOCONFIG
+    if DEFCONFIG_NAME.match(base):
+        return "defconfig"
+    return "file" if "/" in base or base.endswith(".config") else None
 
 
 def _range(lo: float, hi: float) -> dict:
@@ -47,6 +61,10 @@ class KernelSpec:
     # A developer's patch files (format-patch mails, an mbox, a diff), applied in order after `patches`;
     # their contents enter the kernel's cache key (`cma-harness ab --patch` fills it in).
     extra_patches: tuple[str, ...] = ()
+    # What the fragments are applied to (base_kind): allnoconfig (the QEMU guest's minimal kernel, with
+    # everything it needs named by the fragments), a NAME_defconfig of the source's arch/arm/configs/ (a
+    # board's own, e.g. omap2plus_defconfig), or a path to a .config file.
+    base: str = ALLNOCONFIG
 
 
 @dataclass(frozen=True)
@@ -178,6 +196,10 @@ def check(scn: Scenario, source: str) -> Scenario:
         if k.source.startswith("debian") and "/" not in k.source and k.source not in embedded:
             raise InputError(f"{source}: `{key}.source` = {k.source!r} is not an embedded kernel source; allowed: "
                              f"{', '.join(embedded)}, or a path to a kernel directory or .tar.* file")
+        if base_kind(k.base) is None:
+            raise InputError(f"{source}: `{key}.base` = {k.base!r} is not a config base; allowed: {ALLNOCONFIG}, a "
+                             f"NAME_defconfig of the source's arch/arm/configs/ (e.g. omap2plus_defconfig), or a "
+                             f"path to a .config file (with a / in it, or ending in .config)")
     for name, spec in scn.variants.items():
         # An embedded variant's name means its kernel (spec/variants.py): the model judges runs by it.
         if (known := EMBEDDED.get(name)) and series_name(spec.patches) != (known.series or "stock"):

@@ -23,7 +23,7 @@ from tests.integration.conftest import kill_dropbear
 
 pytestmark = pytest.mark.integration
 CLI = [str(Path(sys.executable).with_name("cma-harness"))]
-SSH_BOARD = BOARDS_DIR / "qemu-ssh.yaml"
+SSH_BOARD = BOARDS_DIR / "qemu-ssh-fresh.yaml"
 
 
 def test_board_check_over_ssh_finds_the_test_bed_ready(tmp_path):

@@ -25,7 +25,7 @@ from harness.store import names
 from harness.store.run_folder import RunFolder
 
 pytestmark = pytest.mark.integration
-BOARD = boards.load("qemu-ssh")
+BOARD = boards.load("qemu-ssh-fresh")
 SWITCHES = 3            # stock -> variant -> stock -> variant
 FRESH = 3               # fresh QEMU boots to SSH, timed the same way
 

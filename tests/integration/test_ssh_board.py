@@ -25,7 +25,7 @@ from tests.integration.conftest import kill_dropbear
 
 pytestmark = pytest.mark.integration
 CLI = [str(Path(sys.executable).with_name("cma-harness"))]
-BOARD = BOARDS_DIR / "qemu-ssh.yaml"
+BOARD = BOARDS_DIR / "qemu-ssh-fresh.yaml"
 
 
 def _listeners(pids: set[int]) -> set[str]:

@@ -19,8 +19,9 @@ def _write(tmp_path, text: str, name="board.yaml") -> Path:
     return path
 
 
-def test_the_shipped_boards_are_the_five_named():
-    assert boards.shipped() == ["beaglebone-black", "qemu", "qemu-cma-pool", "qemu-ssh", "raspberrypi-2"]
+def test_the_shipped_boards_are_the_six_named():
+    assert boards.shipped() == ["beaglebone-black", "qemu", "qemu-cma-pool", "qemu-ssh", "qemu-ssh-fresh",
+                               "raspberrypi-2"]
 
 
 def test_the_qemu_board_file_is_todays_board_and_changes_no_kernel():
@@ -69,7 +70,7 @@ def test_a_filled_template_loads(name, tmp_path):
 
 
 def test_an_unknown_board_lists_the_shipped_ones():
-    with pytest.raises(InputError, match="shipped boards: beaglebone-black, qemu, qemu-cma-pool, qemu-ssh, raspberrypi-2"):
+    with pytest.raises(InputError, match="shipped boards: beaglebone-black, qemu, qemu-cma-pool, qemu-ssh, qemu-ssh-fresh, raspberrypi-2"):
         boards.load("no-such-board")
 
 
@@ -134,3 +135,82 @@ def test_paths_are_relative_to_the_board_file_and_cache_is_the_harness_cache(tmp
                          "t.yaml", base=tmp_path)
     assert b.ssh.key_file == str(tmp_path / "keys" / "id")
     assert b.ssh.known_hosts == str(tmp_path / "cache" / "testbed" / "known_hosts")
+
+
+def _ssh_board(tmp_path, **kernel_keys) -> dict:
+    key, kh = tmp_path / "k", tmp_path / "kh"
+    key.write_text("k"), kh.write_text("")
+    return {"kind": "ssh", "ssh": {"host": "b", "key_file": str(key), "known_hosts": str(kh)},
+            "disk": {"device": "/dev/sda1", "provision": "write-image"}, "kernel": kernel_keys}
+
+
+def test_a_board_defconfig_is_the_base_of_every_variant_without_the_guest_fragment(tmp_path):
+    b = boards.from_dict(_ssh_board(tmp_path, defconfig="omap2plus_defconfig", fragments=["cma", "trace", "kexec"]),
+                         "b.yaml")
+    scn = config.load(None)
+    for spec in (scn.kernel, scn.variant("reintroduce-2012")):
+        assert spec.base == "allnoconfig" and spec.fragments == ("virt-arm", "cma", "trace")
+        built = b.kernel_spec(spec)
+        assert built.base == "omap2plus_defconfig" and built.fragments == ("cma", "trace", "kexec")
+        assert built.patches == spec.patches and built.source == spec.source
+
+
+def test_a_board_config_file_is_relative_to_the_board_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("CMA_HARNESS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "bbb.config").write_text("CONFIG_ARCH_OMAP2PLUS=y\n")
+    b = boards.from_dict(_ssh_board(tmp_path, config="bbb.config"), "b.yaml", base=tmp_path)
+    assert b.kernel.config == str(tmp_path / "bbb.config")
+    assert b.kernel_spec(config.load(None).kernel).base == str(tmp_path / "bbb.config")
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / "board.config").write_text("")
+    assert boards.from_dict(_ssh_board(tmp_path, config="{cache}/board.config"), "b.yaml").kernel.config == \
+        str(tmp_path / "cache" / "board.config")
+    with pytest.raises(InputError, match=r"b.yaml: `kernel.config` = .*missing.config is not a file: name the board"):
+        boards.from_dict(_ssh_board(tmp_path, config="missing.config"), "b.yaml", base=tmp_path)
+
+
+@pytest.mark.parametrize("keys, named", [
+    ({"defconfig": "omap2plus_defconfig", "tree": "linux"}, "`kernel.tree` and `kernel.defconfig` exclude each other"),
+    ({"config": "bbb.config", "tree": "linux"}, "`kernel.tree` and `kernel.config` exclude each other"),
+    ({"defconfig": "omap2plus_defconfig", "config": "bbb.config"},
+     "`kernel.defconfig` and `kernel.config` exclude each other"),
+])
+def test_a_board_names_one_kernel_at_most(tmp_path, keys, named):
+    (tmp_path / "bbb.config").write_text("")
+    (tmp_path / "linux").mkdir()
+    (tmp_path / "linux" / ".config").write_text("")
+    with pytest.raises(InputError, match=rf"b.yaml: {re.escape(named)}: `kernel.tree` is the board's own prebuilt"):
+        boards.from_dict(_ssh_board(tmp_path, **keys), "b.yaml", base=tmp_path)
+
+
+def test_a_defconfig_must_be_a_defconfig_target(tmp_path):
+    for bad in ("omap2plus", "arch/arm/configs/omap2plus_defconfig"):
+        with pytest.raises(InputError, match=rf"`kernel.defconfig` = {re.escape(repr(bad))} is not a defconfig "
+                                             r"target; allowed: a NAME_defconfig of the kernel source's arch/arm"):
+            boards.from_dict(_ssh_board(tmp_path, defconfig=bad), "b.yaml")
+
+
+@pytest.mark.parametrize("name", ["qemu", "qemu-ssh"])
+def test_the_qemu_boards_take_no_config_base(name):
+    doc = yaml.safe_load((boards.BOARDS_DIR / f"{name}.yaml").read_text())
+    doc["kernel"] = {**(doc.get("kernel") or {}), "defconfig": "vexpress_defconfig"}
+    with pytest.raises(InputError, match=rf"`kernel.defconfig` is for a `kind: ssh` board; a `kind: {name}` board "
+                                         r"boots the harness's minimal QEMU `virt` kernel"):
+        boards.from_dict(doc, f"{name}.yaml")
+
+
+@pytest.mark.parametrize("name, defconfig", [("beaglebone-black", "omap2plus_defconfig"),
+                                             ("raspberrypi-2", "bcm2835_defconfig")])
+def test_a_template_documents_its_defconfig_and_loads_with_it(name, defconfig, tmp_path):
+    """The template's commented-out alternative to `kernel.tree`, put in its place, loads."""
+    text = (boards.BOARDS_DIR / f"{name}.yaml").read_text()
+    assert f"#   defconfig: {defconfig}\n" in text
+    doc = yaml.safe_load(text)
+    del doc["kernel"]["tree"]
+    doc["kernel"].update(defconfig=defconfig, fragments=["cma", "trace"])
+    key, kh, dtb = tmp_path / "k", tmp_path / "kh", tmp_path / "b.dtb"
+    key.write_text("k"), kh.write_text(""), dtb.write_bytes(b"")
+    doc["ssh"].update(host="board.lab", key_file=str(key), known_hosts=str(kh))
+    doc["serial"]["url"], doc["disk"]["device"], doc["area"]["board_dtb"] = "/dev/ttyUSB0", "/dev/sda1", str(dtb)
+    b = boards.from_dict(doc, f"{name}.yaml")
+    assert b.kernel.defconfig == defconfig and b.kernel_spec(config.load(None).kernel).base == defconfig

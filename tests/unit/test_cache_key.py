@@ -63,3 +63,16 @@ def test_store_publishes_atomically(tmp_path):
     with store.building("x", {"v": 1}) as work:
         (work / "zImage").write_text("k")
     assert store.has("x") and (store.path("x") / "zImage").read_text() == "k"
+
+
+def test_an_allnoconfig_kernel_keeps_the_key_it_had_before_config_bases(fake_inputs):
+    """The key dict of the default base is exactly the one made before `KernelSpec.base` existed: no
+    `base` entry, so every kernel in the cache keeps its key."""
+    spec = KernelSpec(source=str(fake_inputs))
+    before = {"source": str(fake_inputs), "source_identity": kernel.source_identity(fake_inputs),
+              "fragments": {n: kernel.fragment_path(n).read_text() for n in ("virt-arm", "cma", "trace")},
+              "patches": {}, "toolchain": "gcc 12", "recipe": 1}
+    assert kernel.inputs(spec) == before
+    assert kernel.inputs(KernelSpec(source=str(fake_inputs), base="allnoconfig")) == before
+    assert cache.digest(kernel.inputs(KernelSpec(source=str(fake_inputs), base="vexpress_defconfig"))) \
+        != cache.digest(before)

@@ -193,7 +193,8 @@ def test_a_new_boot_is_a_new_boot_id_or_else_a_short_uptime():
 def test_the_options_come_from_the_board_file(tmp_path):
     b = boards.from_dict({"name": "tb", "kind": "qemu-ssh", "ssh": {"host": "127.0.0.1", "port": 0, "key_file": "k",
                                                                     "known_hosts": "kh", "workdir": "/tmp/x"},
-                          "deploy": {"method": "kexec", "kexec": "/sbin/kexec", "boot_timeout_s": 90}}, base=tmp_path)
+                          "deploy": {"method": "kexec", "kexec": "/sbin/kexec", "boot_timeout_s": 90},
+                          "power": {"on": "true", "off": "true"}, "disk": {"provision": "write-image"}}, base=tmp_path)
     assert kexec.KexecOptions.of(b) == kexec.KexecOptions("/tmp/x", "/sbin/kexec", 90)
 
 

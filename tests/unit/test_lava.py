@@ -287,7 +287,7 @@ def test_a_campaign_judges_boots_another_executor_ran_by_the_imported_run_folder
 
     boots = []
 
-    def imported(scn, variant, folder, *, loops, progress, board):
+    def imported(scn, variant, folder, *, loops, progress, board, **_):
         assert loops == 20
         boots.append(variant)
         return _import(FAILING, folder)

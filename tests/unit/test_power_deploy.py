@@ -31,13 +31,16 @@ def _physical(tmp_path, **sections) -> dict:
 
 def test_the_test_bed_builds_its_kernels_with_kexec():
     b = boards.load("qemu-ssh")
-    assert b.kernel.fragments == ("net", "kexec") and b.deploy.method == "none" and b.power is None
+    assert b.kernel.fragments == ("net", "kexec") and b.deploy.method == "kexec" and b.power.on.endswith("rig on {board}")
+    fresh = boards.load("qemu-ssh-fresh")
+    assert fresh.kernel.fragments == ("net", "kexec") and fresh.deploy.method == "none" and fresh.power is None
     text = (PROJECT_ROOT / "kernel-configs" / "kexec.config").read_text()
     assert "CONFIG_KEXEC=y" in text and "CONFIG_HOTPLUG_CPU=y" in text
 
 
 def test_the_sections_load_with_their_defaults(tmp_path):
-    b = _board(tmp_path, deploy={"method": "kexec"}, power={"on": "true", "off": "true"})
+    b = _board(tmp_path, deploy={"method": "kexec"}, power={"on": "true", "off": "true"},
+               disk={"provision": "write-image"})
     assert b.deploy == boards.BoardDeploy(method="kexec") and b.deploy.boot_timeout_s == 180
     assert b.power.timeout_s == 60 and b.power.cycle is None
     assert b.as_dict()["deploy"]["method"] == "kexec"
