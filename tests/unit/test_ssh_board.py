@@ -123,3 +123,30 @@ def test_with_a_serial_console_a_report_after_ssh_died_arrives_whole(keys, tmp_p
     [report] = summary.kernel_reports
     assert report["report"] == "oops" and report["complete"] and "end trace" in report["text"]
     assert "Internal error: Oops" in (tmp_path / "console.log").read_text()
+
+
+def test_write_image_puts_only_the_data_over_and_the_device_reads_as_the_image(tmp_path):
+    """The board's side of write-image, run by a real shell on a file standing in for the device
+    (full of another run's bytes): afterwards it is the image byte for byte, holes included."""
+    import gzip
+    import subprocess
+
+    from harness.boards.ssh_board import write_extents_script
+    from harness.build.image import data_extents
+
+    image = tmp_path / "disk.img"
+    with open(image, "wb") as f:
+        f.truncate(3 << 20)
+        for off, data in ((0, b"superblock" * 500), (1 << 20, b"inodes" * 2000), ((3 << 20) - 4096, b"end" * 10)):
+            f.seek(off)
+            f.write(data)
+    extents = data_extents(image)
+    assert 1 < len(extents) and sum(n for _, n in extents) < image.stat().st_size
+    device = tmp_path / "vda"
+    device.write_bytes(b"\xaa" * (4 << 20))           # the last run's disk, and larger than the image
+    blob = b"".join(image.read_bytes()[off:off + n] for off, n in extents)
+    (tmp_path / "data.gz").write_bytes(gzip.compress(blob))
+    script = write_extents_script(str(device), str(tmp_path / "data.gz"), extents, image.stat().st_size)
+    subprocess.run(["sh", "-c", script], check=True, timeout=60)
+    assert device.read_bytes()[:3 << 20] == image.read_bytes()
+    assert not (tmp_path / "data").exists(), "the blob is removed from the board's work folder"
