@@ -17,6 +17,7 @@ rests on, the power commands, why the board was recovered, and the seconds of ea
 
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,13 +25,14 @@ from typing import Callable
 
 from harness.boards import kexec, rig
 from harness.boards.kexec import BootFiles, BoardDidNotReturn, KernelMismatch
-from harness.boards.power import PowerControl
+from harness.boards.power import PowerControl, placeholders
 from harness.boards.ssh import SshClient, SshUnreachable
 from harness.boards.ssh_board import SshBoard
 from harness.core.deadline import Deadline
+from harness.core import proc
 from harness.core.errors import InfraError
-from harness.parsers.kernel_identity import KernelIdentity
-from harness.spec.boards import LOOPBACK, BoardFile
+from harness.parsers.kernel_identity import KernelIdentity, RunningKernel
+from harness.spec.boards import DEPLOY_PLACEHOLDERS, LOOPBACK, BoardFile, power_argv
 
 REACH_S = 15.0          # a board that is on answers within this; one that does not is powered
 HEALTH_SCRIPT = ("echo \"tainted=$(cat /proc/sys/kernel/tainted)\"; "
@@ -38,6 +40,10 @@ HEALTH_SCRIPT = ("echo \"tainted=$(cat /proc/sys/kernel/tainted)\"; "
 # include/linux/panic.h: the taints that say this kernel went wrong, and is no base for the next run.
 # (O, out-of-tree module, bit 12, is the test module's own and says nothing.)
 BAD_TAINTS = {4: "machine check", 5: "bad page", 7: "oops (die)", 9: "warning", 14: "soft lockup"}
+
+
+class DeployError(InfraError):
+    """The deploy command failed, or did not reboot the board."""
 
 
 @dataclass(frozen=True)
@@ -147,7 +153,8 @@ class DeployedBoard(SshBoard):
             self.progress(f"[{self.board.name}] runs the build already ({', '.join(self.deploy['verified_by'])})")
             return
         try:
-            r = kexec.kexec_into(self.ssh, self.target.files, self.target.expected, deadline,
+            r = self._by_command(now, deadline) if self.board.deploy.method == "command" else \
+                kexec.kexec_into(self.ssh, self.target.files, self.target.expected, deadline,
                                  kexec.KexecOptions.of(self.board), self.progress)
         except (BoardDidNotReturn, KernelMismatch) as e:
             if self.power is not None:      # the next attempt finds the board up; this run is `infra`
@@ -160,16 +167,56 @@ class DeployedBoard(SshBoard):
         self.deploy["seconds"].update(done.pop("seconds"))
         self.deploy.update(done)
 
+    def _by_command(self, before: RunningKernel, deadline: Deadline) -> kexec.KexecResult:
+        """deploy.method: command: the board file's command puts the build on the board and reboots it;
+        then SSH is retried until the board answers from a new boot, and its kernel is verified."""
+        f, b = self.target.files, self.board
+        values = {**placeholders(b), "zimage": str(f.zimage), "dtb": str(f.dtb),
+                  "initramfs": str(f.initramfs or ""), "cmdline": f.cmdline}
+        argv = power_argv(b.deploy.command, values, b.source, "deploy.command", DEPLOY_PLACEHOLDERS)
+        what = f"the deploy command of board {b.name} (`deploy.command`: {shlex.join(argv)})"
+        self.ssh.close(because="the deploy command reboots the board")
+        t0 = time.monotonic()
+        try:
+            done = proc.run_bounded(argv, min(b.deploy.boot_timeout_s, deadline.remaining))
+        except proc.CommandTimedOut:
+            raise DeployError(f"{what} did not finish within {b.deploy.boot_timeout_s} s (deploy.boot_timeout_s) "
+                              f"and was killed") from None
+        if done.returncode != 0:
+            tail = [l for l in done.stderr.splitlines() if l.strip()][-8:]
+            raise DeployError(f"{what} exited with status {done.returncode}"
+                              + ("; its stderr ended:\n" + "\n".join("  | " + l for l in tail) if tail else ""))
+        seconds = {"command_s": round(time.monotonic() - t0, 2)}
+        self.progress(f"[{b.name}] deploy command done in {seconds['command_s']:.1f} s; waiting for the new boot")
+        back = Deadline(min(b.deploy.boot_timeout_s, deadline.remaining), "boot after the deploy command")
+        while True:
+            if not self._reach(min(back.remaining, REACH_S)):
+                if back.remaining <= 0:
+                    raise BoardDidNotReturn(f"{b.name} did not answer over SSH within {back.seconds:.0f} s of its "
+                                            f"deploy command (deploy.boot_timeout_s)")
+                continue
+            now = kexec.running_kernel(self.ssh, back.child(30))
+            if kexec.is_new_boot(before, now, time.monotonic() - t0):
+                break
+            self.ssh.close(because="the boot before the deploy command answered")
+            if back.remaining <= 0:
+                raise DeployError(f"{what} returned, but {b.name} still answers from the boot before it: it did not "
+                                  f"reboot the board")
+            time.sleep(0.5)
+        seconds["boot_s"] = round(time.monotonic() - t0 - seconds["command_s"], 2)
+        by = kexec.verify(now.identity, self.target.expected, self.ssh.where)
+        return kexec.KexecResult(now.identity, by, before.identity, seconds, method="command")
+
 
 def recovers(board: BoardFile | None) -> bool:
     """Whether a crash or a hang on this board is followed by a power cycle, so a campaign can go on."""
-    return board is not None and board.deploy.method == "kexec" and board.power is not None
+    return board is not None and board.deploy.method != "none" and board.power is not None
 
 
 def switch_off_when_done(board: BoardFile, progress: Callable[[str], None] = lambda s: None) -> None:
     """`power.off_when_done`: the board off at the end of the harness's command (the test bed's QEMU).
     A failure is said, not raised: what was measured is on disk already."""
-    if board.power is None or not board.power.off_when_done or board.deploy.method != "kexec":
+    if board.power is None or not board.power.off_when_done or board.deploy.method == "none":
         return
     try:
         PowerControl(board).off()

@@ -57,7 +57,7 @@ def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild
     # The default pool instead of the dedicated area: QEMU's own DTB, and the pool on the command line.
     dedicated = board.area.method == "dedicated"
     area, extra = (scn.area, ()) if dedicated else (None, (f"cma={board.area.pool_mib}M",))
-    if board.deploy.method == "kexec":
+    if board.deploy.method != "none":
         return _deployed(board, scn, kb, mb, run, area, extra, progress)
     if board.kind == "qemu":
         machine = QemuHardware.for_board(scn.board)

@@ -84,9 +84,10 @@ class KexecResult:
     checked_by: list[str]                   # what the match rests on ("/proc/version", "build ID")
     previous: KernelIdentity | None = None  # the kernel it ran before
     seconds: dict[str, float] = field(default_factory=dict)  # copy_s, load_s, switch_s (kexec -e to SSH), verify_s
+    method: str = "kexec"                   # or "command" (boards/deployed.py: the board file's deploy command)
 
     def as_dict(self) -> dict:
-        return {"method": "kexec", "kernel": self.kernel.as_dict(), "verified_by": self.checked_by,
+        return {"method": self.method, "kernel": self.kernel.as_dict(), "verified_by": self.checked_by,
                 "previous": self.previous.as_dict() if self.previous else None, "seconds": self.seconds}
 
 

@@ -5,6 +5,8 @@
     python -m harness.boards.rig on  qemu-ssh     # boot what is installed; return once QEMU and ser2net run
     python -m harness.boards.rig off qemu-ssh     # stop them (a board that is off stays off: exit 0)
     python -m harness.boards.rig status qemu-ssh  # exit 0 on, 3 off
+    python -m harness.boards.rig boot qemu-ssh ZIMAGE DTB INITRAMFS
+                    # a board's "copy the kernel to its boot partition and reboot" (deploy.method: command)
 
 Its state is a folder under the cache, `rigs/<board>/`:
 - `flash/`: what the board boots when it is switched on (its "flash": zImage, board.dtb, initramfs.cpio,
@@ -75,15 +77,24 @@ class Rig:
         """Write what the board boots next time it is switched on (the harness's job before the first
         power-on, as flashing is a lab's); the scratch disk is made once, empty (each run writes its own)."""
         self.flash.mkdir(parents=True, exist_ok=True)
-        for src, name in ((f.zimage, "zImage"), (f.dtb, "board.dtb"), (f.initramfs, "initramfs.cpio")):
-            tmp = self.flash / (name + ".partial")
-            tmp.write_bytes(Path(src).read_bytes())
-            tmp.replace(self.flash / name)
+        self._write_kernel(f.zimage, f.dtb, f.initramfs)
         disk = self.flash / "disk.img"
         if not disk.is_file() or disk.stat().st_size != f.disk_mib << 20:
             with open(disk, "wb") as d:
                 d.truncate(f.disk_mib << 20)
         (self.flash / "boot.json").write_text(json.dumps({"hardware": f.hardware, "cmdline": f.cmdline}, indent=1))
+
+    def replace_kernel(self, zimage: Path, dtb: Path, initramfs: Path) -> None:
+        """New kernel files in the flash, the rest of what is installed kept (the boot partition's copy)."""
+        if not self.installed():
+            raise InfraError(f"{self.flash} holds nothing yet: the harness installs the test bed before its first power-on")
+        self._write_kernel(zimage, dtb, initramfs)
+
+    def _write_kernel(self, zimage: Path, dtb: Path, initramfs: Path) -> None:
+        for src, name in ((zimage, "zImage"), (dtb, "board.dtb"), (initramfs, "initramfs.cpio")):
+            tmp = self.flash / (name + ".partial")
+            tmp.write_bytes(Path(src).read_bytes())
+            tmp.replace(self.flash / name)
 
     def installed(self) -> bool:
         return all((self.flash / n).is_file() for n in FLASH_FILES)
@@ -193,17 +204,22 @@ def _free(port: int) -> bool:
     return True
 
 
-USAGE = "usage: python -m harness.boards.rig on|off|status BOARD"
+USAGE = "usage: python -m harness.boards.rig on|off|status BOARD, or boot BOARD ZIMAGE DTB INITRAMFS"
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2 or argv[0] not in ("on", "off", "status"):
+    if not ((len(argv) == 2 and argv[0] in ("on", "off", "status")) or (len(argv) == 5 and argv[0] == "boot")):
         print(USAGE, file=sys.stderr)
         return 2
-    action, board = argv
+    action, board = argv[:2]
     try:
         rig = Rig(board)
-        if action == "on":
+        if action == "boot":
+            rig.replace_kernel(*map(Path, argv[2:]))
+            rig.power_off()
+            ports = rig.power_on()
+            print(f"{board}: rebooted with {argv[2]} (ssh 127.0.0.1:{ports.ssh})")
+        elif action == "on":
             ports = rig.power_on()
             print(f"{board}: on (ssh 127.0.0.1:{ports.ssh}, serial rfc2217://127.0.0.1:{ports.serial})")
         elif action == "off":

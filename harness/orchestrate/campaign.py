@@ -106,9 +106,9 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     plan.validate()
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
-    if plan.parallel_arms and board is not None and board.deploy.method == "kexec":
+    if plan.parallel_arms and board is not None and board.deploy.method != "none":
         raise InputError(f"--parallel-arms boots both arms at once, but {board.name} is one board that stays on "
-                         f"(deploy.method: kexec): drop --parallel-arms")
+                         f"(deploy.method: {board.deploy.method}): drop --parallel-arms")
     try:
         return _campaign(scn, plan, folder, progress, expect, board, executor)
     finally:

@@ -116,12 +116,19 @@ class BoardDeploy:
     # none: the board runs whatever it booted (the vermagic check says when that is not the build).
     # kexec: each boot starts the variant's kernel over SSH with kexec (harness/boards/kexec.py): the
     # harness's zImage, the board's DTB with the test area, the scenario's command line.
-    method: str = field(default="none", metadata=_choice("none", "kexec"))
+    # command: for a board where kexec is not wanted, `command` puts the kernel in place and reboots the
+    # board (copies zImage and DTB to its boot partition, a flasher, a lab's own tool); the harness then
+    # waits for a new boot and verifies its kernel, as after kexec.
+    method: str = field(default="none", metadata=_choice("none", "kexec", "command"))
     kexec: str = "kexec"            # the kexec binary on the board: a name on root's PATH, or a path
+    # Run on this host like a power command, placeholders DEPLOY_PLACEHOLDERS filled in; it must return
+    # once the board reboots (or has), within boot_timeout_s.
+    command: str | None = None
     # The board's own kernel command line (console=, root=), the scenario's options after it. Unset: the
     # QEMU guest's (console=ttyAMA0 rdinit=/init ...); a `kind: ssh` board must give its own.
     cmdline: str | None = None
-    # From `kexec -e` until the new kernel answers over SSH; then the board is given up (`infra`).
+    # From `kexec -e` (or the deploy command) until the new kernel answers over SSH; then the board is
+    # given up (`infra`).
     boot_timeout_s: int = field(default=180, metadata=_range(5, 3600))
 
 
@@ -143,6 +150,8 @@ class BoardPower:
 # {board}: the board's `name`; {project}: the harness's folder (its scripts); {cache}: the harness's cache;
 # {python}: the harness's own Python (for the test bed's power script, python -m harness.boards.rig).
 POWER_PLACEHOLDERS = ("board", "project", "cache", "python")
+# deploy.command's too: the files of the build to boot (local paths) and the kernel command line.
+DEPLOY_PLACEHOLDERS = (*POWER_PLACEHOLDERS, "zimage", "dtb", "initramfs", "cmdline")
 
 
 @dataclass(frozen=True)
@@ -292,9 +301,9 @@ def check(b: BoardFile, source: str) -> BoardFile:
                              f"(0: a port picked at run time)")
         if b.kernel.tree:
             raise InputError(f"{source}: the qemu-ssh test bed boots the harness's kernel: `kernel.tree` must be unset")
-        kexec = b.deploy.method == "kexec"
+        kexec = b.deploy.method != "none"
         if kexec and b.power is None:
-            raise InputError(f"{source}: the qemu-ssh test bed with `deploy.method: kexec` stays on between runs and "
+            raise InputError(f"{source}: the qemu-ssh test bed with `deploy.method: {b.deploy.method}` stays on between runs and "
                              f"needs `power` commands to be switched on: `on: \"{{python}} -m harness.boards.rig on "
                              f"{{board}}\"`, `off: ... off {{board}}` (see images/boards/qemu-ssh.yaml)")
         want = "write-image" if kexec else "attached"
@@ -365,18 +374,27 @@ def serial_url_problem(url: str, source: str) -> None:
 def _check_deploy_and_power(b: BoardFile, source: str) -> None:
     d = b.deploy
     if b.kind == "qemu" and (d.method != "none" or b.power is not None):
-        raise InputError(f"{source}: a `kind: qemu` board takes neither `deploy.method: kexec` nor `power`: the "
+        raise InputError(f"{source}: a `kind: qemu` board takes neither `deploy.method` nor `power`: the "
                          f"harness starts QEMU with each variant's kernel itself; the test bed (`kind: qemu-ssh`) takes both")
-    if d.method == "kexec":
+    if d.method == "command" and not d.command:
+        raise InputError(f"{source}: `deploy.method: command` needs `deploy.command`, the host command that puts the "
+                         f"kernel on the board and reboots it (placeholders: "
+                         + ", ".join(f"{{{n}}}" for n in DEPLOY_PLACEHOLDERS) + ")")
+    if d.command is not None:
+        if d.method != "command":
+            raise InputError(f"{source}: `deploy.command` is used by `deploy.method: command` only (it is {d.method!r})")
+        power_argv(d.command, {k: k for k in DEPLOY_PLACEHOLDERS}, source, "deploy.command", DEPLOY_PLACEHOLDERS)
+    if d.method != "none":
+        m = f"`deploy.method: {d.method}`"
         if b.kernel.tree:
-            raise InputError(f"{source}: `deploy.method: kexec` boots the kernels the harness builds, so `kernel.tree` "
+            raise InputError(f"{source}: {m} boots the kernels the harness builds, so `kernel.tree` "
                              f"(the board's own kernel) must be unset")
         if b.kind == "ssh" and not d.cmdline:
-            raise InputError(f"{source}: `deploy.method: kexec` on a `kind: ssh` board needs `deploy.cmdline`, the "
+            raise InputError(f"{source}: {m} on a `kind: ssh` board needs `deploy.cmdline`, the "
                              f"board's own kernel command line (console=..., root=...; see its /proc/cmdline)")
         if b.kind == "ssh" and not b.area.board_dtb:
-            raise InputError(f"{source}: `deploy.method: kexec` on a `kind: ssh` board needs `area.board_dtb`: kexec "
-                             f"passes the board's DTB (with the test area added, for `area.method: dedicated`)")
+            raise InputError(f"{source}: {m} on a `kind: ssh` board needs `area.board_dtb`: the boot "
+                             f"takes the board's DTB (with the test area added, for `area.method: dedicated`)")
     if b.power is not None:
         p = b.power
         if not p.cycle and not (p.on and p.off):
@@ -387,7 +405,8 @@ def _check_deploy_and_power(b: BoardFile, source: str) -> None:
                 power_argv(getattr(p, key), {k: k for k in POWER_PLACEHOLDERS}, source, f"power.{key}")
 
 
-def power_argv(command: str, values: dict[str, str], source: str = "<board>", key: str = "power") -> list[str]:
+def power_argv(command: str, values: dict[str, str], source: str = "<board>", key: str = "power",
+               allowed: tuple[str, ...] = POWER_PLACEHOLDERS) -> list[str]:
     """A power command as argv: split like a shell line, then each word's placeholders filled in (a value
     with spaces stays one argument). An empty command, unbalanced quotes or an unknown placeholder is an
     InputError naming the key."""
@@ -403,9 +422,9 @@ def power_argv(command: str, values: dict[str, str], source: str = "<board>", ke
             names = [f for _, f, _, _ in string.Formatter().parse(w) if f is not None]
         except ValueError as e:
             raise InputError(f"{source}: `{key}` = {command!r}: {e} (write a literal brace as {{{{ or }}}})") from None
-        unknown = [n for n in names if n not in POWER_PLACEHOLDERS]
+        unknown = [n for n in names if n not in allowed]
         if unknown:
             raise InputError(f"{source}: `{key}` = {command!r} names the placeholder {{{unknown[0]}}}; allowed: "
-                             + ", ".join(f"{{{n}}}" for n in POWER_PLACEHOLDERS))
+                             + ", ".join(f"{{{n}}}" for n in allowed))
         out.append(w.format(**values))
     return out

@@ -147,3 +147,25 @@ def test_a_missing_kexec_binary_on_a_board_that_is_on_is_named(tmp_path):
         assert s["board"]["deploy"]["method"] is None, "the board kept its kernel: nothing was switched"
     finally:
         rig.Rig("it-nokexec").power_off()
+
+
+def test_a_deploy_command_reboots_the_board_into_each_build_and_the_kernel_is_verified(tmp_path):
+    """deploy.method: command, for boards where kexec is not wanted: the test bed's `rig boot` copies the
+    build into what it boots (its boot partition) and power-cycles it."""
+    cmd = "{python} -m harness.boards.rig boot {board} {zimage} {dtb} {initramfs}"
+    board = _board(tmp_path, "it-command", deploy={"method": "command", "command": cmd},
+                   power={"off_when_done": False})
+    try:
+        for i, variant in enumerate(("stock", "reintroduce-2012", "stock")):
+            r = _cli("run", "--board", board, "--variant", variant, "--loops", "3", "--out", tmp_path / str(i))
+            s = json.loads((tmp_path / str(i) / "summary.json").read_text())
+            assert s["loops_done"] == 3, (r.stdout[-2000:], r.stderr[-2000:])
+            d = s["board"]["deploy"]
+            assert d["kernel"] == _identity(variant) and d["verified_by"] == ["/proc/version", "build ID"]
+            assert d["method"] == ("running" if i == 0 else "command"), d
+            if i:
+                assert d["previous"] == _identity("reintroduce-2012" if i == 2 else "stock")
+                assert d["seconds"]["command_s"] > 0 and d["seconds"]["boot_s"] >= 0
+        assert _starts("it-command") == 3, "the first power-on, then one reboot per deploy"
+    finally:
+        rig.Rig("it-command").power_off()

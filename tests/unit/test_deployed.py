@@ -164,3 +164,21 @@ def test_a_power_command_that_fails_is_an_error_naming_it():
     with pytest.raises(PowerError, match=r"power on of board tb \(`power.on`: false\) exited with status 1"):
         PowerControl(board).on()
     assert isinstance(PowerError("x"), InfraError)
+
+
+def test_board_file_rules_of_a_deploy_command():
+    cmd = "{python} -m harness.boards.rig boot {board} {zimage} {dtb} {initramfs}"
+    b = boards.from_dict(_bed(deploy={"method": "command", "command": cmd}))
+    assert b.deploy.method == "command" and deployed.recovers(b)
+    with pytest.raises(InputError, match="needs `deploy.command`.*\\{zimage\\}, \\{dtb\\}, \\{initramfs\\}, \\{cmdline\\}"):
+        boards.from_dict(_bed(deploy={"method": "command"}))
+    with pytest.raises(InputError, match="`deploy.command` is used by `deploy.method: command` only"):
+        boards.from_dict(_bed(deploy={"method": "kexec", "command": cmd}))
+    with pytest.raises(InputError, match=r"names the placeholder \{kernel\}; allowed: .*\{cmdline\}"):
+        boards.from_dict(_bed(deploy={"method": "command", "command": "flash {kernel}"}))
+
+
+def test_the_power_script_s_boot_needs_an_installed_bed_and_its_files(tmp_path):
+    assert _script("boot", "qemu-ssh", "z", cache=tmp_path).returncode == 2
+    r = _script("boot", "qemu-ssh", "z", "d", "i", cache=tmp_path)
+    assert r.returncode == 1 and "holds nothing yet" in r.stderr
