@@ -8,10 +8,11 @@ import functools
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
 from harness.parsers.dump_page import PageDump, parse_page_dumps
-from harness.parsers.kmsg import LoopRecord, parse_lines
+from harness.parsers.frozen import made
+from harness.parsers.kmsg import LoopRecord, loop_records
 from harness.parsers.ftrace import LostEvents, TraceEvent, TraceItem, function_of, parse_trace
 
 # The cma_alloc() calls the module makes for one chunk, by the outcome it recorded (True = succeeded):
@@ -90,30 +91,41 @@ def cma_calls(items: Iterable[TraceItem], area: str) -> list[CmaCall]:
     """The test area's cma_alloc() calls in trace order, each with the refusals and busy pages seen
     on its thread between its start and finish events. A call cut by the end of the trace, or whose
     finish event is unreadable, is dropped: its loop then fails to join, and says so."""
+    return _scan(items, area)[0]
+
+
+def _scan(items: Iterable[TraceItem], area: str) -> tuple[list[CmaCall], int, int]:
+    """cma_calls, failed_finish_events and the `[LOST n EVENTS]` marks, in one pass over the trace."""
     calls: list[CmaCall] = []
     open_calls: dict[int, dict] = {}
+    failed_finish = lost = 0
     for ev in items:
         if not isinstance(ev, TraceEvent):
+            lost += isinstance(ev, LostEvents)
             continue
-        if ev.event == "cma_alloc_start" and ev.fields.get("name") == area:
+        event = ev.event
+        if event == "cma_alloc_start" and ev.fields.get("name") == area:
             open_calls[ev.pid] = {"start": ev.time, "busy": [], "refusals": [], "entry": None, "failed": 0}
+        elif event == "cma_alloc_finish" and ev.fields.get("name") == area:
+            ok = _allocated(ev)                 # None: an unreadable page says neither ok nor failed
+            failed_finish += ok is False
+            if (call := open_calls.pop(ev.pid, None)) is not None and ok is not None:
+                calls.append(made(CmaCall, {"pid": ev.pid, "start": call["start"], "finish": ev.time, "ok": ok,
+                                            "busy_pfns": tuple(call["busy"]),
+                                            "refusals": stitch(call["refusals"]) if call["refusals"] else (),
+                                            "migrate_failed": call["failed"]}))
         elif (call := open_calls.get(ev.pid)) is None:
             continue
-        elif ev.event == "cma_alloc_finish" and ev.fields.get("name") == area:
-            del open_calls[ev.pid]
-            if (ok := _allocated(ev)) is not None:     # an unreadable page says neither ok nor failed
-                calls.append(CmaCall(ev.pid, call["start"], ev.time, ok=ok, busy_pfns=tuple(call["busy"]),
-                                     refusals=stitch(call["refusals"]), migrate_failed=call["failed"]))
-        elif ev.event == "test_pages_isolated" and ev.fields.get("ret") == "fail":
+        elif event == "test_pages_isolated" and ev.fields.get("ret") == "fail":
             if (pfn := ev.num("fin_pfn")) is not None:
                 call["busy"].append(pfn)
-        elif ev.event == "mm_migrate_pages":
+        elif event == "mm_migrate_pages":
             call["failed"] += ev.num("nr_failed") or 0
         elif ev.func:
             call["refusals"].append(Refusal(ev.func, ev.num("ret"), chain_of(ev, call["entry"]), ev.time))
         elif ev.site and ev.stack:
             call["entry"] = ev
-    return calls
+    return calls, failed_finish, lost
 
 
 # lib/vsprintf.c ptr_to_id: NULL always prints as zeros; any other pointer hashed before the hash key
@@ -183,21 +195,26 @@ def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[d
     joined, unjoined = {}, {}
     # Each loop's window of finish times found by bisection, then put back in trace order: a scan of every
     # call for every loop grows with loops times calls.
-    by_finish = sorted(range(len(calls)), key=lambda i: calls[i].finish)
-    finishes = [calls[i].finish for i in by_finish]
+    finish_of = [c.finish for c in calls]
+    by_finish = sorted(range(len(calls)), key=finish_of.__getitem__)
+    finishes = [finish_of[i] for i in by_finish]
+    why_not: dict[tuple, str] = {}          # (seen, outcome) -> why not: most loops of a run are not traced
     previous = float("-inf")
     for rec in sorted(records, key=lambda r: (r.time is None, r.time)):
         if rec.time is None:
             unjoined[rec.loop] = "the record has no printk timestamp"
             continue
-        window = by_finish[bisect.bisect_right(finishes, previous):bisect.bisect_right(finishes, rec.time)]
-        mine = [calls[i] for i in sorted(window)]      # previous < finish <= rec.time, in trace order
+        start, end = bisect.bisect_right(finishes, previous), bisect.bisect_right(finishes, rec.time)
+        # previous < finish <= rec.time, in trace order
+        mine = [calls[i] for i in sorted(by_finish[start:end])] if end > start else []
         previous = rec.time
         expected = _calls_implied(rec.outcome)
-        seen = tuple(c.ok for c in mine)
+        seen = tuple([c.ok for c in mine])
         if seen != expected:
-            unjoined[rec.loop] = (f"trace has {len(seen)} calls ({seen.count(False)} failed), the record "
-                                  f"implies {len(expected)} ({expected.count(False)} failed)")
+            if (why := why_not.get((seen, rec.outcome))) is None:
+                why = why_not[seen, rec.outcome] = (f"trace has {len(seen)} calls ({seen.count(False)} failed), the "
+                                                    f"record implies {len(expected)} ({expected.count(False)} failed)")
+            unjoined[rec.loop] = why
             continue
         joined[rec.loop] = mine
     return joined, unjoined
@@ -215,18 +232,31 @@ def join(records: Sequence[LoopRecord], calls: Sequence[CmaCall],
     """One BusyTrace per failed chunk of every loop whose calls the trace saw exactly as its record
     says (calls_by_loop), and {loop: why not} for the others."""
     joined, unjoined = calls_by_loop(records, calls)
-    traces = []
+    return _busy_traces(records, joined, lambda: dumps), unjoined
+
+
+def _busy_traces(records: Sequence[LoopRecord], joined: Mapping[int, list[CmaCall]],
+                 dumps_of: Callable[[], Iterable[PageDump]]) -> list[BusyTrace]:
+    """join's traces; the page dumps are asked of `dumps_of` once, when the first failed chunk needs them
+    (most runs have none: analyse then never reads the console's dumps)."""
+    traces: list[BusyTrace] = []
+    by_pfn: dict[int, list[PageDump]] | None = None     # pfn -> its dumps, in console order
     for rec in sorted((r for r in records if r.loop in joined), key=lambda r: r.time):
         it = iter(joined[rec.loop])
         for chunk, cause in enumerate(rec.outcome):
-            chunk_calls = [next(it) for _ in CHUNK_CALLS[cause]]
-            if cause != ".":
-                traces.append(_busy_trace(rec, chunk, cause, chunk_calls, dumps))
-    return traces, unjoined
+            if cause == ".":                # one call, that succeeded: no busy trace
+                next(it)
+                continue
+            if by_pfn is None:
+                by_pfn = {}
+                for d in dumps_of():
+                    by_pfn.setdefault(d.pfn, []).append(d)
+            traces.append(_busy_trace(rec, chunk, cause, [next(it) for _ in CHUNK_CALLS[cause]], by_pfn))
+    return traces
 
 
 def _busy_trace(rec: LoopRecord, chunk: int, cause: str, chunk_calls: list[CmaCall],
-                dumps: Sequence[PageDump]) -> BusyTrace:
+                dumps: Mapping[int, list[PageDump]]) -> BusyTrace:
     failed = [c for c in chunk_calls if not c.ok]
     first = failed[0]
     # The chain that refused most often in the first failed call, among its innermost refusals.
@@ -242,10 +272,10 @@ def _busy_trace(rec: LoopRecord, chunk: int, cause: str, chunk_calls: list[CmaCa
                      call_busy_pfns=tuple(c.busy_pfns for c in chunk_calls))
 
 
-def _dump_for(call: CmaCall, pfn: int | None, dumps: Sequence[PageDump]) -> PageDump | None:
-    """The page dump of the busy page printed during the call (the dump comes from the failed range)."""
-    during = [d for d in dumps if d.time is not None and call.start <= d.time <= call.finish]
-    return next((d for d in during if d.pfn == pfn), None)
+def _dump_for(call: CmaCall, pfn: int | None, dumps: Mapping[int, list[PageDump]]) -> PageDump | None:
+    """The page dump of the busy page printed during the call (the dump comes from the failed range):
+    the first, in console order, of those of its pfn (`dumps`: pfn -> its dumps)."""
+    return next((d for d in dumps.get(pfn, ()) if d.time is not None and call.start <= d.time <= call.finish), None)
 
 
 def _page_fields(d: PageDump) -> dict:
@@ -280,9 +310,9 @@ class Analysis:
 
 def analyse(console: Sequence[str], trace_lines: Sequence[str], area: str) -> Analysis:
     """A run's console (loop records, page dumps) and trace, joined into busy traces."""
-    records = [ev for ev in parse_lines(console) if isinstance(ev, LoopRecord)]
+    records = loop_records(console)
     items = parse_trace(trace_lines)
-    calls = cma_calls(items, area)
-    traces, unjoined = join(records, calls, list(parse_page_dumps(console)))
-    lost = sum(1 for ev in items if isinstance(ev, LostEvents))
-    return Analysis(traces, unjoined, calls, failed_finish_events(items, area), lost)
+    calls, failed_finish, lost = _scan(items, area)
+    joined, unjoined = calls_by_loop(records, calls)
+    traces = _busy_traces(records, joined, lambda: parse_page_dumps(console))
+    return Analysis(traces, unjoined, calls, failed_finish, lost)

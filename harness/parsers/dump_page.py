@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from harness.parsers.frozen import made
 from harness.parsers.kmsg import TIMESTAMP
 
 # %#lx prints 0 as "0", anything else with 0x.
@@ -55,10 +56,15 @@ class PageDump:
         return dataclasses.asdict(self)
 
 
+# A PageDump's __init__ fields in order, at their defaults: a block's fields gather in a copy of this, and
+# the PageDump is made once, when the block is yielded (dataclasses.replace a line cost 8 us).
+_BLANK = {f.name: f.default for f in dataclasses.fields(PageDump) if f.init}
+
+
 def parse_page_dumps(lines: Iterable[str]) -> Iterator[PageDump]:
     """Every dump_page() block, whole or cut short. Another CPU's printk may land inside a block: lines
     that are no part of one are skipped without closing it; a new `page:` line or the end closes it."""
-    dump: PageDump | None = None
+    dump: dict | None = None
     for n, raw in enumerate(lines, 1):
         if dump is None and "refcount:" not in raw:     # outside a block only PAGE matters, and needs it
             continue
@@ -69,24 +75,24 @@ def parse_page_dumps(lines: Iterable[str]) -> Iterator[PageDump]:
         text = text.strip()
         if "refcount:" in text and (m := PAGE.search(text)):
             if dump is not None:
-                yield dump
-            dump = PageDump(line=n, time=ts, pfn=int(m.group("pfn"), 16), refcount=int(m.group("refcount")),
-                            mapcount=int(m.group("mapcount")), mapping=m.group("mapping"),
-                            index=int(m.group("index"), 16))
+                yield made(PageDump, dump)
+            dump = {**_BLANK, "line": n, "time": ts, "pfn": int(m.group("pfn"), 16),
+                    "refcount": int(m.group("refcount")), "mapcount": int(m.group("mapcount")),
+                    "mapping": m.group("mapping"), "index": int(m.group("index"), 16)}
             continue
         if dump is None:
             continue
         if m := HEAD.match(text):
-            dump = dataclasses.replace(dump, order=int(m.group("order")))
+            dump["order"] = int(m.group("order"))
         elif m := AOPS.match(text):
-            dump = dataclasses.replace(dump, aops=m.group("aops"),
-                                       ino=int(m.group("ino"), 16) if m.group("ino") else None)
+            dump["aops"], dump["ino"] = m.group("aops"), int(m.group("ino"), 16) if m.group("ino") else None
         elif m := FLAGS.match(text):
-            names = tuple(x for x in m.group("names").split("|") if x)
-            dump = dataclasses.replace(dump, anon=m.group("type") == "anon", flags=int(m.group("value"), 16),
-                                       flag_names=names, cma=bool(m.group("cma")))
+            dump["anon"], dump["flags"] = m.group("type") == "anon", int(m.group("value"), 16)
+            dump["flag_names"] = tuple(x for x in m.group("names").split("|") if x)
+            dump["cma"] = bool(m.group("cma"))
         elif m := REASON.match(text):
-            yield dataclasses.replace(dump, reason=m.group("reason"), complete=True)
+            dump["reason"], dump["complete"] = m.group("reason"), True
+            yield made(PageDump, dump)
             dump = None
     if dump is not None:
-        yield dump
+        yield made(PageDump, dump)

@@ -17,8 +17,10 @@ from typing import Iterable
 # The irq-info column is 4 or 5 characters (5 since 5.x adds migrate-disable), absent with irq-info off;
 # a record-tgid column `(  pid)` may sit before the CPU. A comm may hold spaces and dashes: the pid is
 # the `-<digits>` that the CPU column follows.
+_TS_REST = r"(?P<ts>\d+\.\d+):\s(?P<rest>.*)$"
 HEADER = re.compile(r"^\s*(?P<comm>.*?)-(?P<pid>\d+)\s+(?:\(\s*[\d-]+\)\s+)?\[(?P<cpu>\d+)\]\s+"
-                    r"(?:(?P<flags>\S{4,5})\s+)?(?P<ts>\d+\.\d+):\s(?P<rest>.*)$")
+                    r"(?:(?P<flags>\S{4,5})\s+)?" + _TS_REST)
+HEADER_TAIL = re.compile(_TS_REST)      # HEADER from the timestamp on (see _Headers)
 EVENT = re.compile(r"^(?P<event>[\w.-]+):\s?(?P<body>.*)$")
 PROBE_SITE = re.compile(r"^\((?P<site>[^()<\s]+)(?: <- (?P<func>[^()\s]+))?\)\s?")
 # trace_seq_print_sym: a symbol (with +off/size under sym-offset), a raw address where kallsyms has
@@ -92,6 +94,10 @@ def function_of(frame: str) -> str:
     return frame.split("+", 1)[0]
 
 
+_UNSEEN = object()       # parse_trace's caches: a text not parsed yet (None is a parse: not an event)
+_new = object.__new__
+
+
 def parse_trace(lines: Iterable[str]) -> list[TraceItem]:
     """Every event and lost-event mark, in file order, each stack attached to the event it belongs to.
 
@@ -108,6 +114,10 @@ def parse_trace(lines: Iterable[str]) -> list[TraceItem]:
     owner: int | None = None                        # the index it goes to
     frame_of: dict[str, str | None] = {}            # frame line -> its frame
     event_of: dict[str, tuple | None] = {}          # the text after the header -> _event_parts
+    headers = _Headers()
+    known, widths = headers.known, headers.widths
+    names: dict[str, bool] = {}                     # _event_name's event names
+    keys: dict[str, bool] = {}                      # _fields' field keys
 
     for n, raw in enumerate(lines, 1):
         if frames is not None:
@@ -124,36 +134,129 @@ def parse_trace(lines: Iterable[str]) -> list[TraceItem]:
             items.append(LostEvents(line=n, cpu=int(m.group("cpu")),
                                     count=int(m.group("count")) if m.group("count") else None))
             continue
-        if not (h := HEADER.match(text)):
-            continue
-        comm, pid, cpu, _flags, ts, rest = h.groups()
-        pid, cpu = int(pid), int(cpu)
+        for width in widths:                # headers.parse, inline: this line runs for every event
+            if (header := known.get(text[:width])) is not None and (t := HEADER_TAIL.match(text, width)):
+                ts, rest = t.groups()
+                break
+        else:
+            if (whole := headers.whole(text)) is None:
+                continue
+            header, ts, rest = whole
+        comm, task = header
         if rest.startswith("<stack trace>"):
-            frames, owner = [], open_by_task.pop((pid, cpu), None)
+            frames, owner = [], open_by_task.pop(task, None)
             continue
-        if rest not in event_of:
-            event_of[rest] = _event_parts(rest)
-        if (parts := event_of[rest]) is None:
+        if (parts := event_of.get(rest, _UNSEEN)) is _UNSEEN:
+            parts = event_of[rest] = _event_parts(rest, names, keys)
+        if parts is None:
             continue
         event, site, func, fields = parts
-        open_by_task[(pid, cpu)] = len(items)
-        items.append(_trace_event({"line": n, "time": float(ts), "comm": comm.strip(), "pid": pid, "cpu": cpu,
-                                   "event": event, "fields": fields.copy(), "site": site, "func": func, "stack": ()}))
+        open_by_task[task] = len(items)
+        ev = _new(TraceEvent)           # _trace_event, inline: this line runs for every event
+        ev.__dict__.update({"line": n, "time": float(ts), "comm": comm, "pid": task[0], "cpu": task[1], "event": event,
+                            "fields": fields.copy(), "site": site, "func": func, "stack": ()})
+        items.append(ev)
     if frames and owner is not None:
         items[owner] = _trace_event({**vars(items[owner]), "stack": tuple(frames)})
     return items
 
 
-def _event_parts(rest: str) -> tuple[str, str | None, str | None, dict[str, str]] | None:
-    """`<name>: [(<site>[ <- <func>])] <fields>` as (name, site, func, fields); None: not an event."""
-    if not (e := EVENT.match(rest)):
+class _Headers:
+    """HEADER.match(text), as (comm stripped, (pid, cpu), ts, rest), or None. A trace's headers repeat up
+    to the timestamp (`<comm>-<pid> [<cpu>] <flags> `, in fixed columns): a prefix seen before is not
+    matched again, only HEADER_TAIL (HEADER's own end) from the timestamp on.
+
+    Why that is HEADER's answer: HEADER tries its choices in order (the shortest comm, the longest runs,
+    the tgid and flags columns present, 5 flag characters before 4). A prefix is kept only where its match
+    took the first choice everywhere and every earlier one failed on the prefix's own characters: the flags
+    column there (4 or 5 non-blanks then a blank: 5 has no chance where 4 matched; an absent column is
+    tried present first, against the timestamp's characters), no `-` in comm (a shorter comm ends at a
+    `-`), comm from the first non-blank. On a line with the same prefix HEADER follows the same choices to
+    the timestamp, the blanks before it ending where HEADER_TAIL's digit starts; where HEADER_TAIL matches
+    there, HEADER matches with the same groups. Any other line is matched whole."""
+
+    _WIDTHS = 4                     # distinct prefix lengths kept: the columns are fixed, one in practice
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[str, tuple[int, int]]] = {}     # prefix -> (comm stripped, (pid, cpu))
+        self.widths: list[int] = []
+
+    def parse(self, text: str) -> tuple[tuple[str, tuple[int, int]], str, str] | None:
+        """((comm stripped, (pid, cpu)), ts, rest) of HEADER.match(text), or None."""
+        for width in self.widths:
+            if (known := self.known.get(text[:width])) is not None and (t := HEADER_TAIL.match(text, width)):
+                return known, t.group("ts"), t.group("rest")
+        return self.whole(text)
+
+    def whole(self, text: str) -> tuple[tuple[str, tuple[int, int]], str, str] | None:
+        """parse, by HEADER on the whole line; its prefix kept where it can be."""
+        if not (h := HEADER.match(text)):
+            return None
+        comm, pid, cpu, flags, ts, rest = h.groups()
+        header = (comm.strip(), (int(pid), int(cpu)))
+        width = h.start("ts")
+        if (flags is not None and "-" not in comm and h.start("comm") == len(text) - len(text.lstrip())
+                and (width in self.widths or len(self.widths) < self._WIDTHS)):
+            self.known[text[:width]] = header
+            if width not in self.widths:
+                self.widths.append(width)
+        return header, ts, rest
+
+
+def _event_parts(rest: str, names: dict[str, bool],
+                 keys: dict[str, bool]) -> tuple[str, str | None, str | None, dict[str, str]] | None:
+    """`<name>: [(<site>[ <- <func>])] <fields>` as (name, site, func, fields); None: not an event.
+    `names` and `keys` are the caller's, kept across events (see _event_name and _fields)."""
+    if (found := _event_name(rest, names)) is None:
         return None
-    event, body = e.groups()
+    event, body = found
     site = func = None
-    if p := PROBE_SITE.match(body):
+    if body.startswith("(") and (p := PROBE_SITE.match(body)):     # PROBE_SITE starts with "("
         site, func = p.groups()
         body = body[p.end():]
-    return event, site, func, dict(FIELD.findall(body))
+    return event, site, func, _fields(body, keys)
+
+
+EVENT_NAME = re.compile(r"[\w.-]+")
+
+
+def _event_name(rest: str, names: dict[str, bool]) -> tuple[str, str] | None:
+    """EVENT.match(rest).groups(), or None. Without a newline in `rest` (HEADER's rest never has one)
+    EVENT matches when the text before the first `:` is all name characters, and its body is what follows
+    the `:` and one whitespace character, if there is one; `names` ({text: whether it is all name
+    characters}) has each distinct name checked once."""
+    if "\n" in rest:
+        return e.groups() if (e := EVENT.match(rest)) else None
+    name, colon, body = rest.partition(":")
+    if not colon:
+        return None
+    if (whole := names.get(name)) is None:
+        whole = names[name] = EVENT_NAME.fullmatch(name) is not None
+    if not whole:
+        return None
+    return name, body[1:] if body[:1].isspace() else body
+
+
+FIELD_KEY = re.compile(r"[\w.]+")
+
+
+def _fields(body: str, keys: dict[str, bool]) -> dict[str, str]:
+    """dict(FIELD.findall(body)), by whitespace-separated token: a FIELD match holds no whitespace and
+    its value runs to the token's end, so each token holds at most one, the token's first. A token
+    `<key>=<value>` whose key is all FIELD key characters is that match without the regex (`keys`
+    remembers which keys are); any other token with a `=` is searched."""
+    out = {}
+    for token in body.split():
+        key, eq, value = token.partition("=")
+        if not eq:
+            continue                    # no `=`: no match
+        if (whole := keys.get(key)) is None:
+            whole = keys[key] = FIELD_KEY.fullmatch(key) is not None
+        if whole:
+            out[key] = value
+        elif m := FIELD.search(token):
+            out[m.group("key")] = m.group("value")
+    return out
 
 
 def _trace_event(values: dict) -> TraceEvent:

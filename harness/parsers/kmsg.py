@@ -8,6 +8,8 @@ from typing import Iterable, Iterator
 
 from fnv_hash_fast import fnv1a_32
 
+from harness.parsers.frozen import made
+
 # "[   12.345678] " printk time prefix (CONFIG_PRINTK_TIME); dmesg and serial captures both carry it.
 TIMESTAMP = re.compile(r"^\s*(?:<\d>)?\[\s*(\d+\.\d+)\]\s?")
 
@@ -146,17 +148,19 @@ _ANY_WORD = re.compile("|".join(map(re.escape, _WORDS)))
 
 def parse_line(text: str, lineno: int = 0) -> Event | None:
     """One console/dmesg line to an event, or None when it carries nothing the harness knows."""
+    return _parse_line(text, lineno, None)
+
+
+def _parse_line(text: str, lineno: int, shapes: dict | None) -> Event | None:
+    """parse_line; `shapes` (see _loop_record), when given, keeps what the loop records share across lines."""
     text = text.rstrip("\r\n")
     if not _ANY_WORD.search(text):
         return None
-    ts = None
-    if m := TIMESTAMP.match(text):
-        ts = float(m.group(1))
-        text = text[m.end():]
+    ts, text = _timestamped(text)
     if m := RECORD.search(text):
         kind = m.group(1) or m.group(2)
         rest = ("loop" + m.group(3)) if m.group(1) else m.group(3)
-        return _record(kind, rest, lineno, ts)
+        return _record(kind, rest, lineno, ts, shapes)
     if m := ALLOC_FAILED.search(text):
         return CmaAllocFailed(line=lineno, time=ts, area=m.group(1), pages=int(m.group(2)), ret=int(m.group(3)))
     if m := PFNS_BUSY.search(text):
@@ -169,6 +173,13 @@ def parse_line(text: str, lineno: int = 0) -> Event | None:
         if pattern.search(text):
             return KernelReport(line=lineno, time=ts, report=report, text=text.strip())
     return None
+
+
+def _timestamped(text: str) -> tuple[float | None, str]:
+    """A line's printk time, if it has one, and the text after it."""
+    if m := TIMESTAMP.match(text):
+        return float(m.group(1)), text[m.end():]
+    return None, text
 
 
 def record_sum(text: str) -> int:
@@ -184,28 +195,52 @@ RECORD_SUM = re.compile(r" sum=([0-9a-f]{8})(?= )")
 _CAUSES = frozenset(".TLPF")        # a chunk's outcome: ok, or how it failed
 
 
-def _loop_record(rest: str, lineno: int, ts: float | None) -> LoopRecord | None:
-    """A loop record, or None when it is garbled or truncated: a bad record is never a record."""
+def _loop_record(rest: str, lineno: int, ts: float | None, shapes: dict | None = None) -> LoopRecord | None:
+    """A loop record, or None when it is garbled or truncated: a bad record is never a record.
+
+    Most of a record and of its cost is its end, from " outcome=" on: the outcome and the pa list (56 hex
+    numbers), and the checks between them; a boot's records mostly end alike. `shapes` ({end: (its _kv,
+    its _shape, or None when the end has no pa)}), when given, has each distinct end parsed once."""
     if m := RECORD_SUM.search(rest):
         rest = rest[:m.start()] + rest[m.end():]
         if record_sum(rest) != int(m.group(1), 16):
             return None
-    kv = _kv(rest)
+    kv, (pa, agree) = _fields_and_shape(rest, shapes)
     outcome = kv["outcome"]
-    pa = tuple([int(t, 16) or None for t in kv["pa"].split(",")])     # 0: a chunk the module did not get
-    rec = LoopRecord(line=lineno, time=ts, loop=int(kv["loop"]), failed=int(kv["failed"]),
-                     calls_failed=int(kv["calls_failed"]), dur_us=int(kv["dur_us"]), outcome=outcome, pa=pa)
+    loop, failed, calls_failed, dur_us = int(kv["loop"]), int(kv["failed"]), int(kv["calls_failed"]), int(kv["dur_us"])
     # What the module's records always satisfy; format 1 has no sum, so these catch most damage there.
-    consistent = (len(pa) == len(outcome) and set(outcome) <= _CAUSES
-                  and rec.failed == len(outcome) - outcome.count(".") and rec.calls_failed >= rec.failed
-                  and [a is None for a in pa] == [c in "PF" for c in outcome])
-    return rec if consistent else None
+    if not (agree and failed == len(outcome) - outcome.count(".") and calls_failed >= failed):
+        return None
+    return made(LoopRecord, {"line": lineno, "time": ts, "loop": loop, "failed": failed, "calls_failed": calls_failed,
+                             "dur_us": dur_us, "outcome": outcome, "pa": pa})
 
 
-def _record(kind: str, rest: str, lineno: int, ts: float | None) -> Event | None:
+def _fields_and_shape(rest: str, shapes: dict | None) -> tuple[dict[str, str], tuple[tuple[int | None, ...], bool]]:
+    """_kv(rest), and the _shape of its outcome and pa. With `shapes`, the end from " outcome=" on is
+    parsed once per distinct end: rest.split() is the split of the part before it (rest[at] is a space:
+    no token spans the cut) and then the end's, so _kv(rest) is the two dicts, the end's on top."""
+    at = rest.find(" outcome=") if shapes is not None else -1
+    if at >= 0:
+        if (known := shapes.get(end := rest[at:])) is None:
+            end_kv = _kv(end)           # holds "outcome": the end starts with it
+            known = shapes[end] = (end_kv, _shape(end_kv["outcome"], end_kv["pa"]) if "pa" in end_kv else None)
+        if known[1] is not None:        # else the pa is before the end, if anywhere: parsed whole below
+            return {**_kv(rest[:at]), **known[0]}, known[1]
+    kv = _kv(rest)
+    return kv, _shape(kv["outcome"], kv["pa"])
+
+
+def _shape(outcome: str, pa_text: str) -> tuple[tuple[int | None, ...], bool]:
+    """A record's pa list, and whether it agrees with the outcome (a chunk per cause, no address for P, F)."""
+    pa = tuple([int(t, 16) or None for t in pa_text.split(",")])     # 0: a chunk the module did not get
+    return pa, (len(pa) == len(outcome) and set(outcome) <= _CAUSES
+                and [a is None for a in pa] == [c in "PF" for c in outcome])
+
+
+def _record(kind: str, rest: str, lineno: int, ts: float | None, shapes: dict | None = None) -> Event | None:
     try:
         if kind == "loop":
-            return _loop_record(rest, lineno, ts)
+            return _loop_record(rest, lineno, ts, shapes)
         kv = _kv(rest)
         if kind == "start":
             return ModuleStart(line=lineno, time=ts, params={k: int(v) for k, v in kv.items()})
@@ -219,9 +254,35 @@ def _record(kind: str, rest: str, lineno: int, ts: float | None) -> Event | None
 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Event]:
+    shapes: dict = {}
     for n, text in enumerate(lines, 1):
-        if (ev := parse_line(text, n)) is not None:
+        if (ev := _parse_line(text, n, shapes)) is not None:
             yield ev
+
+
+# RECORD's loop alternative needs this text: a line without it holds no loop record.
+_LOOP_RECORD = "cma_harness: loop="
+
+
+def loop_records(lines: Iterable[str]) -> list[LoopRecord]:
+    """The loop records of parse_lines(lines) alone: only a line that holds _LOOP_RECORD is tried (it
+    holds one of _WORDS too), and only as parse_line would make a loop record of it."""
+    shapes: dict = {}
+    out = []
+    for n, raw in enumerate(lines, 1):
+        if _LOOP_RECORD not in raw:
+            continue
+        text, ts, after = raw.rstrip("\r\n"), None, 0
+        if m := TIMESTAMP.match(text):                  # parse_line's _timestamped, without the copy
+            ts, after = float(m.group(1)), m.end()
+        if (m := RECORD.search(text, after)) and m.group(1):    # else parse_line makes another event, or none
+            try:                                        # text[m.start(1):]: "loop" + m.group(3), to the end
+                rec = _loop_record(text[m.start(1):], n, ts, shapes)
+            except (KeyError, ValueError):              # as _record
+                continue
+            if rec is not None:
+                out.append(rec)
+    return out
 
 
 # ---- whole kernel reports -----------------------------------------------------------------------
