@@ -29,7 +29,9 @@ def script(steps: list[tuple[str, str]]) -> str:
 
 
 def split(steps: list[tuple[str, str]], output: str) -> list[StepResult]:
-    """Each step's output and status, for the steps that ran (a failed one last). Pure."""
+    """Each step's output and status, for the steps that ran (a failed one last). A marker is found
+    anywhere in its line: a job an earlier step left in the background (the trace reader, under `set -x`)
+    writes to the same channel, and its text can come before the marker on the marker's line. Pure."""
     results: list[StepResult] = []
     known = dict(steps)
     name, lines = None, []
@@ -39,10 +41,15 @@ def split(steps: list[tuple[str, str]], output: str) -> list[StepResult]:
             results.append(StepResult(name, known[name], "\n".join(lines) + ("\n" if lines else ""), status))
 
     for line in output.splitlines():
-        if line.startswith(STEP) and line[len(STEP):] in known:
+        step, failed = line.find(STEP), line.find(FAILED)
+        if step >= 0 and line[step + len(STEP):] in known:
+            if line[:step]:
+                lines.append(line[:step])
             close()
-            name, lines = line[len(STEP):], []
-        elif line.startswith(FAILED) and name is not None and line[len(FAILED):].split(" ")[0] == name:
+            name, lines = line[step + len(STEP):], []
+        elif failed >= 0 and name is not None and line[failed + len(FAILED):].split(" ")[0] == name:
+            if line[:failed]:
+                lines.append(line[:failed])
             close(int(line.rsplit(" ", 1)[1]))
             name = None
         else:

@@ -124,6 +124,9 @@ def setup_script(buffer_kib: int, page_dumps: bool, sink: str = TRACE_FILE) -> s
         lines.append(_write(f"{PAGE_DUMPS} +p", "/proc/dynamic_debug/control"))
     lines += [
         f"echo 1 > {t}/tracing_on",
+        # xtrace off first: a background job prints its own `+ cat ...` line whenever it gets to run, into
+        # whatever the command channel carries by then (seen inside the next step's marker line).
+        "set +x",
         f"cat {t}/trace_pipe > {sink} 2>/dev/null &",
         f"echo $! > {READER_PID}",
     ]

@@ -195,8 +195,11 @@ def _set_up(scn: Scenario, board: Board, loops: int, first_loop: int, area: Boar
     done = {r.name: r for r in steps.split(plan, whole.output)}
     for name, snippet in plan:
         r = done.get(name)
-        if r is None or r.status != 0:
-            CommandResult(snippet, r.output if r else whole.output, r.status if r else whole.status or 1).check()
+        if r is not None and r.status != 0:
+            CommandResult(snippet, r.output, r.status).check()
+        if r is None:           # its marker never came: the script ended before it, or the output was damaged
+            raise InfraError(f"the set-up script's output has no step {name!r} (status {whole.status}): "
+                             + " | ".join(whole.output.strip().splitlines()[-6:]))
     if "workload" in done:
         summary.timings["workload_warm_s"] = snippets.warm_seconds(done["workload"].output)
     return snippets.parse_counters(done["counters"].output)

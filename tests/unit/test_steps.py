@@ -39,3 +39,15 @@ def test_a_failure_ends_the_script_not_the_shell_that_runs_it():
     plan = [("bad", "exit 3")]
     out, status = _sh(steps.script(plan) + "echo \"shell still here after $?\"")
     assert "shell still here after 3" in out and status == 0
+
+
+def test_a_marker_behind_a_background_job_s_text_on_its_line_is_still_found():
+    """Seen on the test bed: the trace reader, left in the background under `set -x`, wrote `+ ` and the
+    marker came right after it on the same line."""
+    plan = [("trace", "echo set"), ("insmod", "echo loaded")]
+    out = "@@cma-harness step trace\nset\n+ @@cma-harness step insmod\ncat /sys/kernel/tracing/trace_pipe\nloaded\n"
+    got = steps.split(plan, out)
+    assert [(r.name, r.status) for r in got] == [("trace", 0), ("insmod", 0)]
+    assert got[0].output == "set\n+ \n" and got[1].output == "cat /sys/kernel/tracing/trace_pipe\nloaded\n"
+    failed = steps.split(plan, out + "x@@cma-harness failed insmod 4\n")
+    assert failed[-1].status == 4 and failed[-1].output.endswith("loaded\nx\n")
