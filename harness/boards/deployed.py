@@ -25,7 +25,7 @@ from typing import Callable
 
 from harness.boards import kexec, rig
 from harness.boards.kexec import BootFiles, BoardDidNotReturn, KernelMismatch
-from harness.boards.power import PowerControl, placeholders
+from harness.boards.power import PowerControl, placeholders, stderr_tail
 from harness.boards.ssh import SshClient, SshUnreachable
 from harness.boards.ssh_board import SshBoard
 from harness.core.deadline import Deadline
@@ -114,7 +114,10 @@ class DeployedBoard(SshBoard):
         if action == "on" and self.rig is not None and self.target.flash is not None:
             self.rig.install(self.target.flash)
         t0 = time.monotonic()
-        self.power.on() if action == "on" else self.power.cycle()
+        if action == "on":
+            self.power.on()
+        else:
+            self.power.cycle()
         self.deploy.setdefault("power", []).append({"action": action, "why": why})
         wait = Deadline(min(self.board.deploy.boot_timeout_s, deadline.remaining), "boot after power " + action)
         while not self._retarget():
@@ -183,9 +186,7 @@ class DeployedBoard(SshBoard):
             raise DeployError(f"{what} did not finish within {b.deploy.boot_timeout_s} s (deploy.boot_timeout_s) "
                               f"and was killed") from None
         if done.returncode != 0:
-            tail = [l for l in done.stderr.splitlines() if l.strip()][-8:]
-            raise DeployError(f"{what} exited with status {done.returncode}"
-                              + ("; its stderr ended:\n" + "\n".join("  | " + l for l in tail) if tail else ""))
+            raise DeployError(f"{what} exited with status {done.returncode}" + stderr_tail(done.stderr))
         seconds = {"command_s": round(time.monotonic() - t0, 2)}
         self.progress(f"[{b.name}] deploy command done in {seconds['command_s']:.1f} s; waiting for the new boot")
         back = Deadline(min(b.deploy.boot_timeout_s, deadline.remaining), "boot after the deploy command")

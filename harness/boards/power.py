@@ -78,14 +78,15 @@ class PowerControl:
             done = self._run(argv, float(self.spec.timeout_s))
         except proc.CommandTimedOut as e:
             raise PowerError(f"{what} did not finish within {self.spec.timeout_s} s (power.timeout_s) and was killed"
-                             + _tail(e.stderr)) from None
+                             + stderr_tail(e.stderr)) from None
         except InfraError as e:
             raise PowerError(f"{what} could not be started: {e}") from None
         if done.returncode != 0:
-            raise PowerError(f"{what} exited with status {done.returncode}" + _tail(done.stderr))
+            raise PowerError(f"{what} exited with status {done.returncode}" + stderr_tail(done.stderr))
         self.done.append(PowerAction(action, argv, round(done.seconds, 2)))
 
 
-def _tail(stderr: str) -> str:
+def stderr_tail(stderr: str) -> str:
+    """A host command's last stderr lines, for an error message (also the deploy command's)."""
     lines = [l for l in stderr.splitlines() if l.strip()][-STDERR_TAIL_LINES:]
     return ("; its stderr ended:\n" + "\n".join("  | " + l for l in lines)) if lines else "; it wrote nothing on stderr"

@@ -30,13 +30,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.boards.ssh import free_port
-from harness.boards.testbed import SER2NET, bed_argv, ser2net_config
+from harness.boards.testbed import PTY_LINE, SER2NET, bed_argv, ser2net_config
 from harness.build.toolchain import require
 from harness.core import proc
 from harness.core.errors import InfraError, InputError
 from harness.core.paths import cache_root
 
-PTY_LINE = re.compile(r"char device redirected to (/dev/pts/\d+) \(label serial0\)")
 FLASH_FILES = ("zImage", "board.dtb", "initramfs.cpio", "boot.json", "disk.img")
 START_S = 30.0                      # QEMU names its pty, ser2net listens, within this
 
@@ -171,11 +170,12 @@ class Rig:
     def _wait_for_pty(self, qemu_log: Path, start: int) -> str:
         end = time.monotonic() + START_S
         while time.monotonic() < end:
-            text = qemu_log.read_bytes()[start:].decode("utf-8", "replace")
-            if m := PTY_LINE.search(text):
-                return m.group(1)
+            said = qemu_log.read_bytes()[start:]
+            if m := PTY_LINE.search(said):
+                return m.group(1).decode()
             if not self.on:
-                raise InfraError(f"QEMU of the test bed {self.board} exited at once: {text.strip()[-500:]}")
+                raise InfraError(f"QEMU of the test bed {self.board} exited at once: "
+                                 f"{said.decode('utf-8', 'replace').strip()[-500:]}")
             time.sleep(0.05)
         self.power_off()
         raise InfraError(f"QEMU of the test bed {self.board} did not name its serial pty within {START_S:.0f} s "
