@@ -49,7 +49,7 @@ def cmd_bench(args) -> int:
 
 
 def cmd_doctor(args) -> int:
-    ok, lines = toolchain.doctor()
+    ok, lines = toolchain.doctor(tests=args.tests)
     print("\n".join(lines))
     return EXIT_OK if ok else EXIT_INFRA
 
@@ -241,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("doctor", help="check host tools; print the command that installs what is missing")
+    p.add_argument("--tests", action="store_true", help="also what the test suite needs (set-up's --tests)")
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("bench", help="measure parsers, model, the verdict design and real boots; print the figures")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from harness.build import cache, git_tree, kernel_base
+from harness.build import cache, git_tree, kernel_base, sibling_tree
 from harness.core import proc
 from harness.spec import patch_files
 from harness.spec.config import ALLNOCONFIG, PROJECT_ROOT, KernelSpec, base_kind
@@ -180,17 +180,28 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
         started = time.monotonic()
         # The record leaves out the fragments' and a .config base's text (the key has them): names instead.
         record = {k: v for k, v in meta.items() if k not in ("fragments", "base")} | {"fragment_names": list(spec.fragments)}
-        with store.building(key, record | ({"base": spec.base} if "base" in meta else {})) as work:
+        tkey = sibling_tree.tree_key(meta)
+        # Builds of one tree key one at a time (both arms of a parallel pair build at once): the second
+        # then starts from the first one's tree.
+        record |= {"base": spec.base} if "base" in meta else {}
+        with store.lock(f"tree-{tkey}"), store.building(key, record) as work:
             tree = work / "tree"
             log_path = work / "build.log"
-            _unpack(meta["source"], tree, log_path, progress)
+            sibling_tree.record(work, tkey)
+            sibling = sibling_tree.find(store, tkey)
+            tarball = Path(meta["source"]) if Path(meta["source"]).is_file() else None
+            if not (sibling and sibling_tree.copy_tree(sibling, tree, log_path, progress,
+                                                       tarball.stat().st_mtime if tarball else None)):
+                _unpack(meta["source"], tree, log_path, progress)
             for patch in series_patches(spec.patches, spec.source) if spec.patches else []:
                 _apply(patch, tree, log_path, progress)
+                sibling_tree.keep_applied(work, patch)
             for i, p in enumerate(extra_patches(spec), 1):
                 copy = work / "patches" / p.file_name(i)        # the exact text applied, kept with the kernel
                 copy.parent.mkdir(exist_ok=True)
                 copy.write_text(p.text)
                 _apply(copy, tree, log_path, progress, label=f"{Path(p.source).name} ({p.subject!r})")
+                sibling_tree.keep_applied(work, copy)
             configure_tree(spec, tree, log_path, progress)
             _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)
             (work / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")

@@ -21,6 +21,9 @@ class Tool:
     name: str          # what we call it
     command: str       # executable looked up on PATH, or an absolute file
     package: str       # Debian package that provides it
+    # "demo": what `ab`/`run`/`build`/`bench` on the QEMU board need; "tests": only the test suite and the
+    # other boards (installed by the set-up's --tests).
+    scope: str = "demo"
 
     def path(self) -> str | None:
         if self.command.startswith("/"):
@@ -32,7 +35,7 @@ TOOLS = (
     Tool("qemu", "qemu-system-arm", "qemu-system-arm"),
     Tool("cross-gcc", CROSS_COMPILE + "gcc", "gcc-arm-linux-gnueabihf"),
     Tool("kernel-source", str(DEBIAN_KERNEL_TARBALL), "linux-source-6.1"),
-    Tool("kernel-6.12", str(DEBIAN_KERNEL_612_TARBALL), "linux-source-6.12"),
+    Tool("kernel-6.12", str(DEBIAN_KERNEL_612_TARBALL), "linux-source-6.12", "tests"),
     Tool("dtc", "dtc", "device-tree-compiler"),
     Tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs"),
     Tool("make", "make", "make"),
@@ -42,7 +45,7 @@ TOOLS = (
     Tool("patch", "patch", "patch"),
     Tool("xz", "xz", "xz-utils"),
     Tool("ccache", "ccache", "ccache"),
-    Tool("ser2net", "ser2net", "ser2net"),      # the SSH test bed's serial console server
+    Tool("ser2net", "ser2net", "ser2net", "tests"),      # the SSH test bed's serial console server
 )
 
 
@@ -70,33 +73,35 @@ def require(*names: str) -> dict[str, str]:
     return {t.name: t.path() for t in wanted}  # type: ignore[misc]
 
 
-def doctor() -> tuple[bool, list[str]]:
-    """Lines describing every tool, and whether all are present."""
-    lines, ok = [], True
-    for t in TOOLS:
-        p = t.path()
-        lines.append(f"{'ok     ' if p else 'MISSING'} {t.name:14} {p or ''}" + ("" if p else f"  -> apt-get install -y {t.package}"))
-        ok &= p is not None
-    bb = busybox_path()
-    if bb.exists():
-        lines.append(f"ok      {'busybox-armhf':14} {bb}")
-    else:
-        ok = False
-        lines.append(
-            f"MISSING {'busybox-armhf':14}   -> dpkg --add-architecture armhf && apt-get update && "
-            f"apt-get download busybox-static:armhf && dpkg-deb -x busybox-static_*_armhf.deb {bb.parent.parent}"
-        )
+def doctor(tests: bool = False) -> tuple[bool, list[str]]:
+    """Lines describing every tool, and whether all of the wanted scope are present: the demo's, or with
+    tests=True also the test suite's. A missing test-only tool is named, but fails only a tests check."""
     from harness.build.testbed import dropbear_bundle, kexec_bundle
 
+    lines, ok = [], True
+
+    def line(name: str, path, fix: str, scope: str) -> None:
+        nonlocal ok
+        if path:
+            lines.append(f"ok      {name:14} {path}")
+        elif scope == "demo" or tests:
+            ok = False
+            lines.append(f"MISSING {name:14}   -> {fix}")
+        else:
+            lines.append(f"absent  {name:14}   (for the tests and the SSH test bed: bash {SETUP_SCRIPT} --tests)")
+
+    for t in TOOLS:
+        line(t.name, t.path(), f"apt-get install -y {t.package}", t.scope)
+    bb = busybox_path()
+    line("busybox-armhf", bb if bb.exists() else None,
+         f"dpkg --add-architecture armhf && apt-get update && apt-get download busybox-static:armhf && "
+         f"dpkg-deb -x busybox-static_*_armhf.deb {bb.parent.parent}", "demo")
     for name, binary, package, what in (
             ("dropbear-armhf", dropbear_bundle() / "bin" / "dropbear", "dropbear-bin:armhf", "the SSH test bed's server"),
             ("kexec-armhf", kexec_bundle() / "bin" / "kexec", "kexec-tools:armhf", "the test bed's kernel switch")):
-        if binary.exists():
-            lines.append(f"ok      {name:14} {binary}")
-        else:
-            ok = False
-            lines.append(f"MISSING {name:14}   -> bash {SETUP_SCRIPT} (apt-get download {package} and its libraries, "
-                         f"unpacked into {binary.parent.parent}; {what})")
+        line(name, binary if binary.exists() else None,
+             f"bash {SETUP_SCRIPT} --tests (apt-get download {package} and its libraries, unpacked into "
+             f"{binary.parent.parent}; {what})", "tests")
     if not ok:
-        lines.append(f"Everything above is installed by: bash {SETUP_SCRIPT}")
+        lines.append(f"Everything above is installed by: bash {SETUP_SCRIPT}" + (" --tests" if tests else ""))
     return ok, lines

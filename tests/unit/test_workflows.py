@@ -173,6 +173,9 @@ def ci_problems(text: str) -> list[str]:
     for job_id in ("unit", "kernels", "integration", "ab-demo"):
         if "bash images/setup-host.sh" not in runs(job_id):
             out.append(f"job {job_id}: no set-up")
+    for job_id in ("unit", "integration"):         # the suite needs LAVA, ser2net, 6.12: the set-up's --tests
+        if "bash images/setup-host.sh --tests" not in runs(job_id):
+            out.append(f"job {job_id}: set-up without --tests")
     keys = runs("kernels")
     for variant in ("reintroduce-2012", "stock"):
         if f"cma-harness build --variant {variant} --print-key" not in keys:
