@@ -50,12 +50,12 @@ def record(work: Path, key: str) -> None:
     (work / TREE_KEY).write_text(key + "\n")
 
 
-def keep_applied(work: Path, patch: Path, text: str | None = None) -> None:
+def keep_applied(work: Path, patch: Path) -> None:
     """A patch the tree now has, kept in order (the next variant reverts them, last first)."""
     folder = work / APPLIED
     folder.mkdir(exist_ok=True)
     n = len(list(folder.iterdir())) + 1
-    (folder / f"{n:04d}-{patch.name}").write_text(text if text is not None else patch.read_text())
+    (folder / f"{n:04d}-{patch.name}").write_text(patch.read_text())
 
 
 def copy_tree(sibling: Path, tree: Path, log_path: Path, progress, pristine_until: float | None = None) -> bool:
@@ -68,7 +68,8 @@ def copy_tree(sibling: Path, tree: Path, log_path: Path, progress, pristine_unti
     the files and 7 % of the bytes of the demo's tree. None: everything is copied."""
     progress(f"tree from the built kernel {sibling.name} (same source and config; its patches reverted)")
     src = sibling / "tree"
-    if pristine_until is None or _built_at(sibling) <= pristine_until:     # a clock before the tarball's date
+    built_at = (sibling / TREE_KEY).stat().st_mtime            # find() took only entries that have it
+    if pristine_until is None or built_at <= pristine_until:             # a clock before the tarball's date
         # -a keeps every timestamp: make then sees only what the patches touch as newer than its objects.
         proc.run(["cp", "-a", str(src), str(tree)], log_path=log_path)
     else:
@@ -82,10 +83,6 @@ def copy_tree(sibling: Path, tree: Path, log_path: Path, progress, pristine_unti
             shutil.rmtree(tree)
             return False
     return True
-
-
-def _built_at(entry: Path) -> float:
-    return (entry / TREE_KEY).stat().st_mtime if (entry / TREE_KEY).exists() else 0.0
 
 
 def _link_sources(src: Path, dst: Path, pristine_until: float) -> None:
