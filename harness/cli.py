@@ -33,6 +33,18 @@ def _progress(msg: str) -> None:
     print(f"{stamp} {msg}", file=sys.stderr, flush=True)
 
 
+def _arms_options(p, what: str) -> None:
+    """--parallel-arms / --serial-arms; neither: both at once on QEMU with 2 host CPUs or more, and a resumed
+    campaign as it ran (orchestrate/campaign.arms_at_once)."""
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--parallel-arms", dest="parallel_arms", action="store_const", const=True,
+                   help=f"{what}with the baseline and patched guests of each pair booted at once (two QEMUs share "
+                        "the host's CPUs; the looks and the statistics are unchanged). Default on QEMU with 2 host "
+                        "CPUs or more; a resumed campaign goes on as it ran")
+    g.add_argument("--serial-arms", dest="parallel_arms", action="store_const", const=False,
+                   help=f"{what}with one guest at a time")
+
+
 def _run_folder(base: Path | None, name: str) -> Path:
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     return (base or Path("runs")) / f"{stamp}-{name}"
@@ -250,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--campaigns", type=int, metavar="N", help="demo campaigns timed to their verdict (default 3; "
                    "--quick: 0); each takes minutes")
     p.add_argument("--no-lava", action="store_true", help="leave out the boot under lava-run")
-    p.add_argument("--parallel-arms", action="store_true", help="time the demo campaigns with both arms at once")
+    _arms_options(p, "time the demo campaigns ")
     p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("build", help="build (or fetch from the cache) a scenario's kernel")
@@ -290,8 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-attribution", action="store_true", help="seed-faithful count: judge on failed loops")
     p.add_argument("--expect", default="fixed", choices=VERDICTS,
                    help="the verdict that exits 0 (default: fixed)")
-    p.add_argument("--parallel-arms", action="store_true", help="boot the baseline and patched guests of each pair "
-                   "at once (two QEMUs share the host's CPUs; the looks and the statistics are unchanged)")
+    _arms_options(p, "run the campaign ")
     p.add_argument("--infra-retries", type=int, default=2,
                    help="boots retried after an infrastructure failure with no loop measured (default 2)")
     p.add_argument("--out", type=Path, help="campaign folder; an existing one is resumed")

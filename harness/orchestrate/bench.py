@@ -5,6 +5,7 @@ the scenario's cached kernels for real and reads the timings each run folder rec
 
 from __future__ import annotations
 
+import os
 import platform
 import statistics
 import subprocess
@@ -185,9 +186,13 @@ def lava_figures(scn: Scenario, variant: str, loops: int, progress) -> list[Figu
                    f"{loops} loops, job written, run and imported; lava-run itself {s['timings'].get('lava_run_s')} s")]
 
 
-def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: bool = False) -> list[Figure]:
-    """Warm time to the demo's verdict (the default plan), over several campaigns: median and spread."""
-    from harness.orchestrate.campaign import Plan, run_ab
+def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: bool | None = None) -> list[Figure]:
+    """Warm time to the demo's verdict (the default plan), over several campaigns: median and spread.
+    parallel_arms None: as `cma-harness ab` chooses on this machine (campaign.arms_at_once)."""
+    from harness.orchestrate.campaign import Plan, arms_at_once, run_ab
+
+    if parallel_arms is None:
+        parallel_arms = arms_at_once(None, None, True, os.cpu_count() or 1)
 
     times, loops, verdicts = [], [], []
     for i in range(campaigns):
@@ -208,7 +213,7 @@ def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: boo
 
 
 def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campaigns: int = 0, lava: bool = True,
-        parallel_arms: bool = False, progress: Callable[[str], None] = lambda s: None) -> list[str]:
+        parallel_arms: bool | None = None, progress: Callable[[str], None] = lambda s: None) -> list[str]:
     plan = sequential.Design()
     lines = [f"cma-harness bench on {machine()}", f"{'figure':44} {'value':>12} {'unit':12} note"]
     for figure in parser_figures() + model_figures(500 if quick else 2000) + design_figures(plan):
