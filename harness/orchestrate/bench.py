@@ -5,7 +5,6 @@ the scenario's cached kernels for real and reads the timings each run folder rec
 
 from __future__ import annotations
 
-import os
 import platform
 import statistics
 import subprocess
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from harness.core import host_cpus
 from harness.core.paths import cache_root
 from harness.judging import sequential
 from harness.model.simulation import simulate
@@ -45,7 +45,7 @@ def machine() -> str:
                                 capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
-    cpus = len(__import__("os").sched_getaffinity(0))
+    cpus = len(host_cpus.available())
     return f"{platform.node()} ({platform.machine()}, {cpus} CPUs, Python {platform.python_version()}), commit {commit}"
 
 
@@ -192,7 +192,7 @@ def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: boo
     from harness.orchestrate.campaign import Plan, arms_at_once, run_ab
 
     if parallel_arms is None:
-        parallel_arms = arms_at_once(None, None, True, os.cpu_count() or 1)
+        parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()))
 
     times, loops, verdicts = [], [], []
     for i in range(campaigns):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import math
-import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -19,6 +18,7 @@ from harness.spec import config
 from harness.judging import sequential, stats
 from harness.spec.boards import BoardFile
 from harness.spec.config import Scenario
+from harness.core import host_cpus
 from harness.core.errors import InfraError, InputError
 from harness.store import counts
 from harness.store.campaign_folder import SECOND_ARM_SUFFIX, CampaignFolder, arm_key_of, variant_of_key
@@ -109,7 +109,8 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
     for name in {plan.baseline, plan.patched}:
         scn.variant(name)        # unknown names fail now, not after the first run
     if plan.parallel_arms is None:
-        at_once = arms_at_once(CampaignFolder(folder).plan(), board, executor is harness_executor, os.cpu_count() or 1)
+        at_once = arms_at_once(CampaignFolder(folder).plan(), board, executor is harness_executor,
+                               len(host_cpus.available()))
         plan = replace(plan, parallel_arms=at_once)
         progress(f"arms: {'both at once' if at_once else 'one after the other'} (--serial-arms / --parallel-arms choose)")
     if plan.parallel_arms and board is not None and board.deploy.method != "none":
@@ -122,14 +123,14 @@ def run_ab(scn: Scenario, plan: Plan, folder: Path, *, progress: Callable[[str],
             deployed.switch_off_when_done(board, progress)
 
 
-def arms_at_once(pinned: dict | None, board: BoardFile | None, own_executor: bool, cpus: int) -> bool:
+def arms_at_once(pinned: dict | None, board: BoardFile | None, own_executor: bool, host_cores: int) -> bool:
     """The default of --parallel-arms: a resumed campaign goes on as it ran (the choice is pinned with its
     plan); a new one boots both arms at once where both guests are this machine's QEMU, booted by the harness
-    itself, and the host has 2 CPUs or more: on 2 cores under TCG a pair of 10-loop boots took 10.8 s at
-    once against 13.8 s one after the other (README, Performance), so it pays there already."""
+    itself, and the host has 2 cores or more (each guest gets its own, core/host_cpus.split_for_pair). On 2
+    cores under TCG, 6 pairs of the demo took 84-89 s at once against 105-115 s one after the other."""
     if pinned is not None:
         return bool(pinned.get("plan", {}).get("parallel_arms", False))
-    return (board is None or board.kind == "qemu") and own_executor and cpus >= 2
+    return (board is None or board.kind == "qemu") and own_executor and host_cores >= 2
 
 
 def _campaign(scn: Scenario, plan: Plan, folder: Path, progress, expect: str, board: BoardFile | None,
@@ -275,17 +276,22 @@ def _run_pair(scn, plan: Plan, camp: CampaignFolder, loops: int, progress, board
     takes Ctrl-C). On an interrupt the other boot is stopped at its next progress line (its QEMU is
     stopped and its loops kept, as any interrupted run's), then the interrupt goes on."""
     cancel = threading.Event()
+    cores_a, cores_b = host_cpus.split_for_pair(host_cpus.available(), scn.board.cpus) or (None, None)
 
     def patched_progress(line: str) -> None:
         if cancel.is_set():
             raise KeyboardInterrupt
         progress(line)
 
+    def patched_arm() -> dict:
+        with host_cpus.pinned(cores_b):
+            return _run_with_retries(scn, plan, plan.patched, "B", camp, loops, patched_progress, board, executor, done)
+
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="patched-arm") as pool:
-        other = pool.submit(_run_with_retries, scn, plan, plan.patched, "B", camp, loops, patched_progress,
-                            board, executor, done)
+        other = pool.submit(patched_arm)
         try:
-            first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor, done)
+            with host_cpus.pinned(cores_a):
+                first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor, done)
         except BaseException:
             cancel.set()
             raise

@@ -2,9 +2,12 @@
 what was measured. Short loop counts: the demo's real campaign is benchmarks/ab_demo.py."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 
+from harness.core import host_cpus
 from harness.judging import sequential
 from harness.orchestrate.campaign import Plan, run_ab
 from harness.store.counts import loop_counts
@@ -49,3 +52,46 @@ def test_a_patch_that_changes_nothing_is_never_fixed(seed, tmp_path):
     result = run_ab(seed, plan, tmp_path)
     assert result["variants"]["baseline"]["loops"] == result["variants"]["patched"]["loops"] == 5
     assert result["verdict"] in ("inconclusive", "no-effect-shown", "baseline-does-not-reproduce")
+
+
+def test_both_arms_at_once_each_guest_on_its_own_host_cores(seed, tmp_path):
+    """Two real guests at once, each pinned (core/host_cpus: the campaign thread pins itself, QEMU inherits
+    the mask): the running QEMUs' masks are read from /proc while they run, and the records are kept A, B."""
+    cores = host_cpus.available()
+    a, b = host_cpus.split_for_pair(cores, seed.board.cpus)
+    plan = Plan(baseline="reintroduce-2012", patched="stock", loops_per_run=3, budget=3, alpha=0.001,
+                parallel_arms=True)
+    seen: dict[str, set[int]] = {}
+
+    def progress(line: str) -> None:        # "[variant] booting": its QEMU is running by the next line
+        for pid in _qemu_pids():
+            try:
+                cmd, mask = _cmdline(pid), os.sched_getaffinity(pid)
+            except OSError:
+                continue                    # ended meanwhile
+            if " -kernel " in cmd:          # a guest, not the DTB dump
+                seen.setdefault(cmd, set()).update(mask)
+
+    result = run_ab(seed, plan, tmp_path, progress=progress)
+    assert [r["variant"] for r in result["runs"]] == ["reintroduce-2012", "stock"]
+    masks = {("reintroduce-2012" if "reintroduce" in cmd else "stock"): m for cmd, m in seen.items()}
+    assert masks == {"reintroduce-2012": set(a), "stock": set(b)}, seen
+    recorded = {p.name.split("-", 1)[1]: (p / "qemu-cmdline.txt").read_text() for p in (tmp_path / "runs").iterdir()}
+    assert recorded["reintroduce-2012"].startswith(f"taskset -c {','.join(map(str, a))} ")
+    assert recorded["stock"].startswith(f"taskset -c {','.join(map(str, b))} ")
+    assert os.sched_getaffinity(0) == set(cores), "the campaign's own thread gets its mask back"
+
+
+def _qemu_pids() -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "qemu-system-arm":
+                pids.append(int(proc.name))
+        except OSError:
+            pass                        # gone meanwhile
+    return pids
+
+
+def _cmdline(pid: int) -> str:
+    return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -34,7 +34,7 @@ def test_sigterm_then_resume_gives_the_planned_loops(tmp_path, qemu_pids):
     # stock against itself: the null experiment never decides early, so it runs its whole budget.
     cmd = [sys.executable, "-m", "harness.cli", "ab", str(tmp_path / "s.yaml"), "--baseline", "stock",
            "--patched", "stock", "--loops-per-run", str(LOOPS_PER_RUN), "--budget", str(BUDGET),
-           "--expect", "inconclusive", "--out", str(out)]
+           "--expect", "inconclusive", "--serial-arms", "--out", str(out)]     # one QEMU at a time: boot 001 follows 000
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while not (list(out.glob("runs/001-*/loops.jsonl")) and _loops(out) >= LOOPS_PER_RUN + 2):

@@ -1,11 +1,17 @@
 """The default of --parallel-arms (campaign.arms_at_once): both arms at once only where both guests are this
-machine's QEMU booted by the harness and there are 2 CPUs; a resumed campaign goes on as it was pinned."""
+machine's QEMU booted by the harness and each can have host cores of its own; a resumed campaign goes on as
+it was pinned. And the pair's guests pinned each to their own cores (core/host_cpus)."""
 
+import contextlib
 import json
+import os
+import subprocess
+import threading
 
 import pytest
 
 from harness import cli
+from harness.core import host_cpus
 from harness.orchestrate import campaign
 from harness.orchestrate.campaign import Plan, arms_at_once
 from harness.spec import boards, config
@@ -15,18 +21,18 @@ from tests.unit.test_campaign_resume import FakeRuns
 QEMU = boards.load()
 
 
-def test_a_new_campaign_on_qemu_with_two_cpus_boots_both_arms_at_once():
+def test_a_new_campaign_on_qemu_with_two_cores_boots_both_arms_at_once():
     assert arms_at_once(None, None, True, 2) is True
     assert arms_at_once(None, QEMU, True, 4) is True
 
 
-@pytest.mark.parametrize("board, own, cpus, why", [
-    (None, True, 1, "one CPU: two guests would share it"),
-    (None, False, 2, "another executor (lava-run, a LAVA server) boots the guests"),
-    (boards.load("qemu-ssh"), True, 2, "a board reached over SSH is one board"),
+@pytest.mark.parametrize("board, own, cores, why", [
+    (None, True, 1, "one core: two guests would share it"),
+    (None, False, 4, "another executor (lava-run, a LAVA server) boots the guests"),
+    (boards.load("qemu-ssh"), True, 4, "a board reached over SSH is one board"),
 ])
-def test_one_arm_at_a_time_otherwise(board, own, cpus, why):
-    assert arms_at_once(None, board, own, cpus) is False, why
+def test_one_arm_at_a_time_otherwise(board, own, cores, why):
+    assert arms_at_once(None, board, own, cores) is False, why
 
 
 def test_a_resumed_campaign_goes_on_as_it_was_pinned():
@@ -34,16 +40,45 @@ def test_a_resumed_campaign_goes_on_as_it_was_pinned():
     assert arms_at_once({"plan": {"parallel_arms": True}}, None, True, 1) is True
 
 
+def test_a_pair_gets_its_own_cores_each():
+    assert host_cpus.split_for_pair((0, 1, 2, 3, 4), 2) == ((0, 1), (2, 3)), "as many as the guest has vCPUs"
+    assert host_cpus.split_for_pair((0, 1, 2), 2) == ((0,), (1,)), "fewer: half each"
+    assert host_cpus.split_for_pair((5, 7), 2) == ((5,), (7,)), "the cores this process may use, not 0..n"
+    assert host_cpus.split_for_pair((0,), 2) is None
+
+
+def test_pinned_sets_this_threads_mask_and_gives_it_back():
+    before = os.sched_getaffinity(0)
+    one = {min(before)}
+    with host_cpus.pinned(sorted(one)):
+        assert os.sched_getaffinity(0) == one
+        child = subprocess.run(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"], capture_output=True,
+                               text=True).stdout
+        assert child.split()[-1] == str(min(before)), "a process spawned meanwhile inherits the mask"
+    assert os.sched_getaffinity(0) == before
+    with host_cpus.pinned(None):
+        assert os.sched_getaffinity(0) == before
+
+
 def test_run_ab_pins_the_choice_it_made_and_resumes_with_it(tmp_path, monkeypatch):
     scn = config.load()
     monkeypatch.setattr(campaign, "run_variant", FakeRuns())
-    monkeypatch.setattr(campaign.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(host_cpus, "available", lambda: (0, 1, 2, 3))
+    given = []
+
+    @contextlib.contextmanager
+    def pinned(cores):          # this machine may have fewer than 4 cores to really pin to
+        given.append((threading.current_thread().name.startswith("patched-arm"), cores))
+        yield
+
+    monkeypatch.setattr(host_cpus, "pinned", pinned)
     auto = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05, parallel_arms=None)
     lines = []
     campaign.run_ab(scn, auto, tmp_path / "ab", progress=lines.append)
     assert json.loads((tmp_path / "ab" / "campaign.json").read_text())["plan"]["parallel_arms"] is True
     assert "arms: both at once (--serial-arms / --parallel-arms choose)" in lines
-    monkeypatch.setattr(campaign.os, "cpu_count", lambda: 1)
+    assert set(given) == {(False, (0, 1)), (True, (2, 3))}, "the baseline's guest on 0-1, the patched one's on 2-3"
+    monkeypatch.setattr(host_cpus, "available", lambda: (0,))
     lines.clear()
     campaign.run_ab(scn, auto, tmp_path / "ab", progress=lines.append)      # resumed on a 1-CPU machine
     assert "arms: both at once (--serial-arms / --parallel-arms choose)" in lines, "as pinned, not as the machine"
