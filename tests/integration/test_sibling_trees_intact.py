@@ -1,0 +1,41 @@
+"""The demo's two kernels share the tarball's files by hard link (harness/build/sibling_tree.py: whichever
+was built second started from the first's tree). That is only safe while no step writes such a file in
+place: GNU patch replaces the files it patches, and make writes objects, not sources. Checked here on the
+real cached trees, against the tarball itself (`tar --compare`): each tree's sources differ from the
+tarball's only in the files its own patches touch, whichever of the two was built first."""
+
+import re
+import subprocess
+
+import pytest
+
+from harness.build import kernel, preflight
+from harness.build.toolchain import DEBIAN_KERNEL_TARBALL
+
+pytestmark = pytest.mark.integration
+
+# tar --compare's lines for a member whose bytes differ (not its mode or its time, which a revert changes).
+CONTENT = re.compile(r"^(?P<path>[^:]+): (Contents|Size) differ")      # names as stripped
+
+
+def _differing(tree) -> set[str]:
+    r = subprocess.run(["tar", "--compare", "-f", str(DEBIAN_KERNEL_TARBALL), "-C", str(tree), "--strip-components=1"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode in (0, 1), r.stderr[-2000:]        # 1: differences found
+    # The top folder's member, with its one component stripped, is named "" ("tar: : Warning: Cannot stat").
+    gone = [l for l in (r.stdout + r.stderr).splitlines() if "Cannot stat" in l and not l.startswith("tar: : ")]
+    assert not gone, f"files of the tarball are gone from {tree}: {gone[:5]}"
+    return {m.group("path") for line in r.stdout.splitlines() if (m := CONTENT.match(line))}
+
+
+def _touched(spec) -> set[str]:
+    return {path for p in preflight.patch_texts(spec) for path in preflight.touched(p.text)}
+
+
+def test_each_demo_tree_differs_from_the_tarball_only_where_its_own_patches_do(seed):
+    builds = {v: kernel.build(seed.variant(v)) for v in ("stock", "reintroduce-2012")}
+    trees = {v: b.tree for v, b in builds.items()}
+    touched = {v: _touched(seed.variant(v)) for v in trees}
+    assert touched["stock"] == set() and {"fs/buffer.c", "mm/swap.c", "block/fops.c"} <= touched["reintroduce-2012"]
+    for variant, tree in trees.items():
+        assert _differing(tree) == touched[variant], variant
