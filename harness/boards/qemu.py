@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import shlex
 import signal
 import socket
@@ -20,6 +19,7 @@ import pexpect
 import pexpect.fdpexpect
 
 from harness.boards.console_tee import ConsoleTee
+from harness.core import host_cpus
 from harness.core.deadline import Deadline
 from harness.core.errors import InfraError
 from harness.build.image import GuestImages
@@ -101,13 +101,6 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path, trace_path: Pa
     ]
 
 
-def taskset_prefix() -> list[str]:
-    """`taskset -c <cores>` when this thread is pinned to fewer cores than the machine has (a pair of guests
-    at once, core/host_cpus): QEMU inherits the mask, and the recorded command line says so."""
-    mask = os.sched_getaffinity(0)
-    return ["taskset", "-c", ",".join(map(str, sorted(mask)))] if len(mask) < (os.cpu_count() or 0) else []
-
-
 class QemuBoard(Board):
     def __init__(self, cfg: QemuBoardConfig):
         self.cfg = cfg
@@ -126,9 +119,10 @@ class QemuBoard(Board):
 
     def power_on(self, deadline: Deadline) -> None:
         qemu = require("qemu")["qemu"]
-        argv = qemu_argv(self.cfg, qemu, self._socket_path, self.trace_stream[1])
+        # A guest of a pair booted at once runs on its own host cores (core/host_cpus): taskset execs QEMU.
+        argv = host_cpus.taskset_argv() + qemu_argv(self.cfg, qemu, self._socket_path, self.trace_stream[1])
         self.cfg.folder.mkdir(parents=True, exist_ok=True)
-        RunFolder(self.cfg.folder).file(names.QEMU_CMDLINE).write_text(shlex.join(taskset_prefix() + argv) + "\n")
+        RunFolder(self.cfg.folder).file(names.QEMU_CMDLINE).write_text(shlex.join(argv) + "\n")
         self._log = open(RunFolder(self.cfg.folder).file(names.CONSOLE), "ab", buffering=0)
         self.state = BoardState.BOOTING
         try:

@@ -1,14 +1,18 @@
-"""The host CPUs the harness may use, and pinning a pair's two guests each to their own.
+"""The host CPUs the harness may use, and pinning a pair's two guests each to cores of their own.
 
-Affinity on Linux belongs to a thread, and a process inherits the mask of the thread that forked it: a
-campaign thread that pins itself before it powers a guest on gives the QEMU it spawns, and every vCPU
-thread QEMU makes, the same cores (sched_setaffinity(2), fork(2))."""
+Only the guests are pinned, never the harness: a kernel build inside a pair's first boot keeps every core.
+A campaign thread names the cores its guest gets (`for_guests`), and the QEMU board that thread powers on
+starts QEMU under `taskset -c` (`taskset_argv`): QEMU and every vCPU thread it makes inherit the mask from
+exec on (sched_setaffinity(2)), and the recorded command line is the one that ran."""
 
 from __future__ import annotations
 
-import os
+import threading
 from contextlib import contextmanager
+import os
 from typing import Iterator, Sequence
+
+_this_thread = threading.local()
 
 
 def available() -> tuple[int, ...]:
@@ -30,14 +34,17 @@ def split_for_pair(cores: Sequence[int], guest_cpus: int) -> tuple[tuple[int, ..
 
 
 @contextmanager
-def pinned(cores: Sequence[int] | None) -> Iterator[None]:
-    """The calling thread (and what it spawns meanwhile) on `cores`; its own mask back afterwards. None: as is."""
-    if cores is None:
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cores)
+def for_guests(cores: Sequence[int] | None) -> Iterator[None]:
+    """Guests this thread powers on meanwhile run on `cores` (None: wherever the kernel puts them)."""
+    before = getattr(_this_thread, "cores", None)
+    _this_thread.cores = tuple(cores) if cores is not None else None
     try:
         yield
     finally:
-        os.sched_setaffinity(0, before)
+        _this_thread.cores = before
+
+
+def taskset_argv() -> list[str]:
+    """The prefix that starts a guest of this thread on its cores: `taskset -c 0,1`, or nothing."""
+    cores = getattr(_this_thread, "cores", None)
+    return ["taskset", "-c", ",".join(map(str, cores))] if cores else []

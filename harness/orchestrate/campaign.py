@@ -284,13 +284,13 @@ def _run_pair(scn, plan: Plan, camp: CampaignFolder, loops: int, progress, board
         progress(line)
 
     def patched_arm() -> dict:
-        with host_cpus.pinned(cores_b):
+        with host_cpus.for_guests(cores_b):
             return _run_with_retries(scn, plan, plan.patched, "B", camp, loops, patched_progress, board, executor, done)
 
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="patched-arm") as pool:
         other = pool.submit(patched_arm)
         try:
-            with host_cpus.pinned(cores_a):
+            with host_cpus.for_guests(cores_a):
                 first = _run_with_retries(scn, plan, plan.baseline, "A", camp, loops, progress, board, executor, done)
         except BaseException:
             cancel.set()

@@ -47,17 +47,20 @@ def test_a_pair_gets_its_own_cores_each():
     assert host_cpus.split_for_pair((0,), 2) is None
 
 
-def test_pinned_sets_this_threads_mask_and_gives_it_back():
-    before = os.sched_getaffinity(0)
-    one = {min(before)}
-    with host_cpus.pinned(sorted(one)):
-        assert os.sched_getaffinity(0) == one
-        child = subprocess.run(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"], capture_output=True,
-                               text=True).stdout
-        assert child.split()[-1] == str(min(before)), "a process spawned meanwhile inherits the mask"
-    assert os.sched_getaffinity(0) == before
-    with host_cpus.pinned(None):
-        assert os.sched_getaffinity(0) == before
+def test_a_guest_of_this_thread_starts_under_taskset_on_its_cores_and_no_other_threads_does():
+    assert host_cpus.taskset_argv() == []
+    core = min(os.sched_getaffinity(0))
+    others = []
+    with host_cpus.for_guests((core,)):
+        prefix = host_cpus.taskset_argv()
+        worker = threading.Thread(target=lambda: others.append(host_cpus.taskset_argv()))
+        worker.start()
+        worker.join()
+    assert prefix == ["taskset", "-c", str(core)] and others == [[]]
+    assert host_cpus.taskset_argv() == [], "given back"
+    ran = subprocess.run([*prefix, "sh", "-c", "grep Cpus_allowed_list /proc/self/status"], capture_output=True,
+                         text=True, check=True).stdout
+    assert ran.split()[-1] == str(core), "what the prefix starts runs on that core only"
 
 
 def test_run_ab_pins_the_choice_it_made_and_resumes_with_it(tmp_path, monkeypatch):
@@ -67,11 +70,11 @@ def test_run_ab_pins_the_choice_it_made_and_resumes_with_it(tmp_path, monkeypatc
     given = []
 
     @contextlib.contextmanager
-    def pinned(cores):          # this machine may have fewer than 4 cores to really pin to
+    def for_guests(cores):
         given.append((threading.current_thread().name.startswith("patched-arm"), cores))
         yield
 
-    monkeypatch.setattr(host_cpus, "pinned", pinned)
+    monkeypatch.setattr(host_cpus, "for_guests", for_guests)
     auto = Plan("reintroduce-2012", "stock", loops_per_run=10, budget=30, alpha=0.05, parallel_arms=None)
     lines = []
     campaign.run_ab(scn, auto, tmp_path / "ab", progress=lines.append)
