@@ -50,6 +50,10 @@ class Board(abc.ABC):
     # A board that stays on between runs (boards/deployed.py): how this run's kernel got there, and what
     # its identity check rests on. None: the harness boots the kernel itself.
     deploy: dict | None = None
+    # A board switched off for good after each run (the harness's own QEMU guest): stopping the workload
+    # and unloading the module would tidy a guest that is about to be discarded. A board that stays on
+    # (SSH, deployed) and the QEMU test bed standing in for one get both.
+    discarded_after_run: bool = False
 
     @abc.abstractmethod
     def power_on(self, deadline: Deadline) -> None:

@@ -11,7 +11,7 @@ from harness.boards.ssh_board import SshBoard
 from harness.boards.testbed import SER2NET, QemuSshBoard
 from pathlib import Path
 
-from harness.build import build_identity, image, kernel, module, testbed
+from harness.build import build_identity, image, image_cache, kernel, module, testbed
 from harness.build.kernel import KernelBuild
 from harness.build.module import ModuleBuild
 from harness.core.errors import InfraError
@@ -61,20 +61,21 @@ def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild
         return _deployed(board, scn, kb, mb, run, area, extra, progress)
     if board.kind == "qemu":
         machine = QemuHardware.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, area, scn.workload, folder)
+        # QEMU reads the cache's pristine disk through snapshot=on: nothing is copied per boot.
+        imgs = image_cache.for_run(kb, mb.ko, machine, area, scn.workload, folder, shared_disk=True)
         return QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, run.path, extra))
     if board.kind == "qemu-ssh":
         check_host(board)
         keys = testbed.ensure_keys()
         folder.mkdir(parents=True, exist_ok=True)
         machine = QemuHardware.for_board(scn.board)
-        imgs = image.make_all(kb, mb.ko, machine, area, scn.workload, folder,
-                              initramfs_extra=testbed.initramfs_entries(keys, folder))
+        imgs = image_cache.for_run(kb, mb.ko, machine, area, scn.workload, folder,
+                                   initramfs_extra=testbed.initramfs_entries(keys, folder))
         return QemuSshBoard(board, QemuBoardConfig(machine, kb.zimage, imgs, run.path, extra))
     disk = None
     if board.disk.provision == "write-image":
         folder.mkdir(parents=True, exist_ok=True)
-        disk = image.make_disk(scn.workload, folder / "disk.img", folder / "images.log")
+        disk = image_cache.fresh_disk(scn.workload, folder / image_cache.DISK)
     return SshBoard(board, run.path, disk_image=disk)
 
 
@@ -85,14 +86,14 @@ def _deployed(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild,
     folder = run.file(names.IMAGES)
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "images.log"
-    disk = image.make_disk(scn.workload, folder / "disk.img", log_path)
+    disk = image_cache.fresh_disk(scn.workload, folder / image_cache.DISK)
     expected = build_identity.of_build(kb)
     if board.kind == "qemu-ssh":
         check_host(board)
         machine = QemuHardware.for_board(scn.board)
         keys = testbed.ensure_keys()
         initramfs = image.make_initramfs(kb, mb.ko, folder / "initramfs.cpio", testbed.initramfs_entries(keys, folder))
-        dtb = image.make_dtb(machine, area, folder / "board.dtb", log_path)
+        dtb = image_cache.board_dtb(machine, area, folder)
         cmdline = kernel_cmdline(machine, extra)
         files = BootFiles(kb.zimage, dtb, initramfs, cmdline)
         flash = Flash(kb.zimage, dtb, initramfs, scn.workload.disk_mib, machine.hardware_args(), cmdline)

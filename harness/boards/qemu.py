@@ -44,12 +44,27 @@ def read_child(child: pexpect.spawn, timeout: float) -> bytes | None:
         return None
 
 
+# How long QEMU gets to exit on SIGTERM before SIGKILL: a clean exit deletes its snapshot overlay.
+STOP_GRACE_S = 5.0
+
+
 def stop_child(child: pexpect.spawn | None, reader: ConsoleTee | None) -> None:
-    """Stop a QEMU child for good: killed if still alive, its output reader joined, its pty closed."""
+    """Stop a QEMU child for good: SIGTERM (QEMU exits at once, cleanly), SIGKILL if it has not within
+    STOP_GRACE_S, its output reader joined, its pty closed. Polled every 10 ms: pexpect's own terminate()
+    and close() sleep 0.1 s after each signal and again after closing, 0.2 s of every boot."""
     if child is None:
         return
+    # Both layers sleep after a close: pexpect's spawn and the ptyprocess under it. QEMU is gone by then.
+    child.delayafterclose = child.delayafterterminate = child.ptyproc.delayafterclose = 0.0
     if child.isalive():
-        child.terminate(force=True)
+        with contextlib.suppress(OSError):
+            child.kill(signal.SIGTERM)
+        grace = Deadline(STOP_GRACE_S, "QEMU exit")
+        while child.isalive() and not grace.expired:
+            time.sleep(0.01)
+        if child.isalive():
+            with contextlib.suppress(OSError):
+                child.kill(signal.SIGKILL)
     if reader is not None:
         reader.join(5)
     child.close(force=True)
@@ -86,7 +101,9 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path, trace_path: Pa
         "-serial", "stdio",
         "-kernel", str(cfg.zimage), "-initrd", str(cfg.images.initramfs), "-dtb", str(cfg.images.dtb),
         "-append", kernel_cmdline(cfg.machine, cfg.cmdline_extra),
-        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0",
+        # A shared pristine disk (build/image_cache.py) is read through a copy-on-write overlay QEMU makes
+        # and deletes: each boot starts from the same fresh file system, and none is copied.
+        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0" + (",snapshot=on" if cfg.images.disk_shared else ""),
         "-device", "virtio-blk-device,drive=disk0",
         "-device", "virtio-serial-device",
         "-chardev", f"socket,id=cmd,path={socket_path},server=on,wait=off",
@@ -102,6 +119,8 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path, trace_path: Pa
 
 
 class QemuBoard(Board):
+    discarded_after_run = True
+
     def __init__(self, cfg: QemuBoardConfig):
         self.cfg = cfg
         self.state = BoardState.OFF

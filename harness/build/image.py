@@ -29,6 +29,9 @@ class GuestImages:
     initramfs: Path
     disk: Path
     dtb: Path
+    # The disk is the cache's pristine image, shared by every boot (build/image_cache.py): the board must
+    # only read it (QEMU: snapshot=on).
+    disk_shared: bool = False
 
 
 def initramfs_list(module_ko: Path, busybox: Path, extra: Sequence[str] = ()) -> str:
@@ -142,14 +145,3 @@ def add_area(base_dtb: Path, area: AreaSpec, out: Path, log_path: Path | None = 
     source.write_text(dts + "\n" + render_dt_fragment(area, *root_cells(dts)))
     proc.run([dtc, "-q", "-I", "dts", "-O", "dtb", "-o", out, source], log_path=log_path)
     return out
-
-
-def make_all(kernel: KernelBuild, module_ko: Path, machine: QemuHardware, area: AreaSpec | None,
-             workload: WorkloadSpec, folder: Path, initramfs_extra: Sequence[str] = ()) -> GuestImages:
-    folder.mkdir(parents=True, exist_ok=True)
-    log_path = folder / "images.log"
-    return GuestImages(
-        initramfs=make_initramfs(kernel, module_ko, folder / "initramfs.cpio", initramfs_extra),
-        disk=make_disk(workload, folder / "disk.img", log_path),
-        dtb=make_dtb(machine, area, folder / "board.dtb", log_path),
-    )

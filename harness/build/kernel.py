@@ -237,7 +237,16 @@ def _unpack(source: str, tree: Path, log_path: Path, progress) -> None:
         if entries:
             proc.run(["cp", "-a", *entries, str(tree)], log_path=log_path)
     else:
-        proc.run(["tar", "-xf", src, "-C", tree, "--strip-components=1"], log_path=log_path)
+        proc.run([*tar_extract(src), "-C", tree, "--strip-components=1"], log_path=log_path)
+
+
+def tar_extract(tarball: Path) -> list[str]:
+    """tar's extract command for a source tarball. An .xz is decompressed on every core: xz 5.4 does that
+    for a file of many blocks, as Debian's linux-source is (55 blocks of 24 MiB), where tar's own choice
+    runs one thread."""
+    if tarball.name.endswith((".xz", ".txz")):
+        return ["tar", "--use-compress-program=xz -T0", "-xf", str(tarball)]
+    return ["tar", "-xf", str(tarball)]
 
 
 def _apply(patch: Path, tree: Path, log_path: Path, progress, label: str | None = None) -> None:
@@ -366,6 +375,10 @@ def build_env(tree: Path) -> dict[str, str]:
         CCACHE_BASEDIR=str(tree.parent.parent),  # variants build in different dirs: hash relative paths
         CCACHE_NOHASHDIR="1",
         CCACHE_MAXSIZE="5G",
+        # Depend mode: a miss is compiled once, its key taken from the compiler's own -MMD list, instead of
+        # running the preprocessor first to hash its output. Measured on 2 cores, the demo's 701 objects
+        # from an empty cache: 173 s in depend mode, the same as without ccache, against 254 s by default.
+        CCACHE_DEPEND="1",
         KBUILD_BUILD_TIMESTAMP="1970-01-01",
         KBUILD_BUILD_USER="cma-harness",
         KBUILD_BUILD_HOST="cma-harness",

@@ -106,7 +106,7 @@ def _fetch(spec: KernelSpec, files: set[str], dest: Path) -> None:
     with tarfile.open(src, "r|*") as tf:        # the tarball's top folder, from its first member
         top = next(iter(tf)).name.split("/")[0]
     try:
-        proc.run(["tar", "-xf", src, "-C", dest, "--strip-components=1", *(f"{top}/{n}" for n in sorted(files))],
+        proc.run([*kernel.tar_extract(src), "-C", dest, "--strip-components=1", *(f"{top}/{n}" for n in sorted(files))],
                  tail_lines=len(files) + 10)
     except proc.CommandError as e:      # exit 2 for members that are not there: the patch check names them
         if e.returncode != 2 or any("Not found in archive" not in l and "Exiting with failure" not in l for l in e.tail):

@@ -142,7 +142,9 @@ def _campaign(scn: Scenario, plan: Plan, folder: Path, progress, expect: str, bo
     if st.runs:
         progress(f"resuming: {st.done(plan.baseline)} baseline and {_done_patched(st, plan)} patched loops already measured")
     started = time.monotonic()
-    session_loops = 0
+    # The pace (loops a minute, boots included) is measured from the end of the first round of boots: a
+    # first boot that also built its kernel would make the estimate hours.
+    paced_from, paced_loops = None, 0
     streak = {"A": 0, "B": 0}           # crashed or hung boots in a row, per arm
     decision = None
     feasible = None
@@ -159,13 +161,14 @@ def _campaign(scn: Scenario, plan: Plan, folder: Path, progress, expect: str, bo
 
     def account(variant: str, arm: str, summary: dict) -> str | None:
         """One boot's records into the state; returns why the campaign stops, if it must."""
-        nonlocal session_loops, feasible
+        nonlocal paced_loops, feasible
         recs = camp.run(summary["run"]).records()
         st.add(_key(plan, arm), recs)
         st.runs.append({"run": summary["run"], "variant": variant, "loops": len(recs), "state": summary["state"]})
-        session_loops += len(recs)
+        if paced_from is not None:
+            paced_loops += len(recs)
         progress(time_left(st.done(plan.baseline), _done_patched(st, plan), plan.budget,
-                           session_loops, time.monotonic() - started))
+                           paced_loops, time.monotonic() - paced_from if paced_from is not None else 0.0))
         if feasible is None and arm == "A" and recs:
             # The first baseline boot is the pilot: can the budget reach a verdict at its rate?
             # One short boot is a noisy estimate: judged at the lower end of its 95 % interval.
@@ -206,6 +209,8 @@ def _campaign(scn: Scenario, plan: Plan, folder: Path, progress, expect: str, bo
                                                           executor, first_loop=na if arm == "A" else nb))]
             # Every boot of a pair is kept, in arm order, even when the first of them stops the campaign.
             stops = [why for why in (account(*boot) for boot in boots) if why]
+            if paced_from is None:
+                paced_from = time.monotonic()
             if stops:
                 decision = look(stopped="; ".join(stops))
                 break

@@ -18,7 +18,7 @@ import yaml
 
 from harness.boards.qemu import kernel_cmdline
 from harness.boards import factory
-from harness.build import cache, image, kernel_record
+from harness.build import cache, image, image_cache, kernel_record
 from harness.build.toolchain import require
 from harness.core import proc
 from harness.core.errors import InfraError, InputError
@@ -105,8 +105,8 @@ def write_job(req: JobRequest, progress: Callable[[str], None] = lambda s: None)
                 "cma-harness.kernel": kb.key, "cma-harness.module": mb.key, "cma-harness.board": board.name}
     name = f"cma-harness {scn.name} {req.variant} {loops} loops"
     if qemu:
-        disk = image.make_disk(scn.workload, job.images / "disk.img", job.images / "images.log")
-        dtb = image.make_dtb(machine, scn.area, job.images / "board.dtb", job.images / "images.log")
+        disk = image_cache.fresh_disk(scn.workload, job.images / image_cache.DISK)
+        dtb = image_cache.board_dtb(machine, scn.area, job.images)
         split = lava_job.split_qemu(machine, job.trace_stream.resolve(), require("qemu")["qemu"])
         files = {"kernel": zimage, "ramdisk": initramfs, "dtb": dtb, "disk": disk}
         images = {label: _image(files[label], split.image_args[label]) for label in lava_job.IMAGE_LABELS}

@@ -173,6 +173,8 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
         summary.counters_delta = snippets.counter_delta(before, after)
         if scn.trace.enabled:
             _collect_trace(board, run, summary, progress)
+        if board.discarded_after_run:
+            return
         if scn.workload.profile != "none":
             board.run_script(snippets.stop_workload(board.paths.workload), Deadline(60))
         board.run(snippets.RMMOD, Deadline(60))

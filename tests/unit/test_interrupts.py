@@ -39,13 +39,13 @@ def test_an_interrupt_during_power_off_still_stops_qemu(tmp_path):
     board._qemu = child
     board._log = open(tmp_path / "console.log", "ab", buffering=0)
     board._console = ConsoleTee(board._read_qemu, board._log)
-    terminate = child.terminate
+    kill = child.kill
 
-    def interrupted_terminate(force=False):
+    def interrupted_kill(sig):
         os.kill(os.getpid(), signal.SIGINT)         # a second Ctrl-C, in the middle of the clean-up
-        return terminate(force=force)
+        return kill(sig)
 
-    child.terminate = interrupted_terminate
+    child.kill = interrupted_kill
     with pytest.raises(KeyboardInterrupt):
         board.power_off()
     assert not child.isalive(), "QEMU was stopped before the interrupt took effect"
