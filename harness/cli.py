@@ -34,13 +34,13 @@ def _progress(msg: str) -> None:
 
 
 def _arms_options(p, what: str) -> None:
-    """--parallel-arms / --serial-arms; neither: both at once on QEMU with 2 host CPUs or more, and a resumed
-    campaign as it ran (orchestrate/campaign.arms_at_once)."""
+    """--parallel-arms / --serial-arms; neither: both at once on QEMU with a host core for every vCPU of both
+    guests, and a resumed campaign as it ran (orchestrate/campaign.arms_at_once)."""
     g = p.add_mutually_exclusive_group()
     g.add_argument("--parallel-arms", dest="parallel_arms", action="store_const", const=True,
                    help=f"{what}with the baseline and patched guests of each pair booted at once (two QEMUs share "
-                        "the host's CPUs; the looks and the statistics are unchanged). Default on QEMU with 2 host "
-                        "CPUs or more; a resumed campaign goes on as it ran")
+                        "the host's CPUs; the looks and the statistics are unchanged). Default on QEMU with a host "
+                        "core for every vCPU of both guests (4 for the demo); a resumed campaign goes on as it ran")
     g.add_argument("--serial-arms", dest="parallel_arms", action="store_const", const=False,
                    help=f"{what}with one guest at a time")
 

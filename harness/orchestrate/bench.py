@@ -194,7 +194,7 @@ def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: boo
     from harness.orchestrate.campaign import Plan, arms_at_once, run_ab
 
     if parallel_arms is None:
-        parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()))
+        parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()), scn.board.cpus)
 
     times, loops, verdicts = [], [], []
     for i in range(campaigns):
@@ -222,7 +222,7 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
     from harness.orchestrate import arms as arms_mod
 
     if parallel_arms is None:
-        parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()))
+        parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()), scn.board.cpus)
     busybox = cache_root() / "busybox-armhf"
     with tempfile.TemporaryDirectory(prefix="cma-bench-fresh-", dir=cache_root()) as tmp:
         old = os.environ.get("CMA_HARNESS_CACHE")

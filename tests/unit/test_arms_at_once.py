@@ -21,23 +21,25 @@ from tests.unit.test_campaign_resume import FakeRuns
 QEMU = boards.load()
 
 
-def test_a_new_campaign_on_qemu_with_two_cores_boots_both_arms_at_once():
-    assert arms_at_once(None, None, True, 2) is True
-    assert arms_at_once(None, QEMU, True, 4) is True
+def test_a_new_campaign_on_qemu_with_a_core_for_every_vcpu_boots_both_arms_at_once():
+    assert arms_at_once(None, None, True, 4, 2) is True
+    assert arms_at_once(None, QEMU, True, 2, 1) is True
 
 
 @pytest.mark.parametrize("board, own, cores, why", [
     (None, True, 1, "one core: two guests would share it"),
+    (None, True, 2, "2 cores for two 2-vCPU guests: measured no faster than one at a time"),
+    (None, True, 3, "still a core short"),
     (None, False, 4, "another executor (lava-run, a LAVA server) boots the guests"),
     (boards.load("qemu-ssh"), True, 4, "a board reached over SSH is one board"),
 ])
 def test_one_arm_at_a_time_otherwise(board, own, cores, why):
-    assert arms_at_once(None, board, own, cores) is False, why
+    assert arms_at_once(None, board, own, cores, 2) is False, why
 
 
 def test_a_resumed_campaign_goes_on_as_it_was_pinned():
-    assert arms_at_once({"plan": {"baseline": "a"}}, None, True, 8) is False, "a serial plan has no parallel_arms key"
-    assert arms_at_once({"plan": {"parallel_arms": True}}, None, True, 1) is True
+    assert arms_at_once({"plan": {"baseline": "a"}}, None, True, 8, 2) is False, "a serial plan has no parallel_arms key"
+    assert arms_at_once({"plan": {"parallel_arms": True}}, None, True, 1, 2) is True
 
 
 def test_a_pair_gets_its_own_cores_each():
