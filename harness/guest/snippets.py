@@ -20,9 +20,14 @@ def mount_disk(device: str = DISK_DEVICE) -> str:
     return f"mkdir -p {MOUNT_POINT} && mount -t ext4 {shlex.quote(device)} {MOUNT_POINT}"
 
 
-def start_workload(w: WorkloadSpec, script: str = GUEST_WORKLOAD) -> str:
-    return shlex.join([script, "start", MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
+def start_workload(w: WorkloadSpec, script: str = GUEST_WORKLOAD, verb: str = "start") -> str:
+    """`start` returns once every worker is warm; `launch` at once, and `ready` (workload_ready) waits."""
+    return shlex.join([script, verb, MOUNT_POINT, str(w.churn_workers), str(w.files_per_round),
                        str(w.scan_workers), str(w.fill_mib), str(w.idle_ms)])
+
+
+def workload_ready(script: str = GUEST_WORKLOAD) -> str:
+    return shlex.join([script, "ready"])
 
 
 def warm_seconds(start_output: str) -> float | None:

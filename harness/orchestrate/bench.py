@@ -130,6 +130,10 @@ def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress)
             Figure("guest: harness overhead / run", 1 - statistics.median(loop_time) / statistics.median(total), "ratio",
                    "(wall - the guest's own loop time) / wall, boot included"),
         ]
+        guest = [r["boot_to_last_loop_s"] for r in rows if "boot_to_last_loop_s" in r]
+        if guest:
+            out.append(Figure("guest: harness outside the guest / run", 1 - statistics.median(guest) / statistics.median(total),
+                              "ratio", "(wall - power-on to the last loop record) / wall: images, stop, collection"))
     return out
 
 

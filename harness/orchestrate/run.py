@@ -181,17 +181,22 @@ def _guest_session(scn: Scenario, board: Board, mb: module.ModuleBuild, out: Jso
 
 
 def _set_up(scn: Scenario, board: Board, loops: int, first_loop: int, area: BoardArea, summary: RunSummary) -> dict:
-    """Mount, workload, counters, trace, insmod: one round trip over the command channel (guest/steps.py),
-    a failed step named as if it had run alone. The counters before the loop, as read."""
+    """Mount, workload, trace, counters, insmod: one round trip over the command channel (guest/steps.py),
+    a failed step named as if it had run alone. The trace is set up while the workload warms up (it
+    records the loop thread's events only, and the loop has not started). The counters before the loop,
+    as read."""
     insmod = snippets.insmod(scn.module, loops, first_loop, board.paths.module) + _pool_params(board, area, summary)
     plan = [("mount", snippets.mount_disk(board.paths.disk))]
-    if scn.workload.profile != "none":
-        plan.append(("workload", snippets.start_workload(scn.workload, board.paths.workload)))
+    workload = scn.workload.profile != "none"
+    if workload:
+        plan.append(("launch", snippets.start_workload(scn.workload, board.paths.workload, verb="launch")))
+    if scn.trace.enabled:
+        plan.append(("trace", tracing.setup_script(scn.trace.buffer_kib, scn.trace.page_dumps, tracing.sink_of(board))))
+    if workload:
+        plan.append(("workload", snippets.workload_ready(board.paths.workload)))
         if scn.workload.warmup_s:
             plan.append(("warm-up", f"sleep {scn.workload.warmup_s}"))
     plan.append(("counters", snippets.READ_COUNTERS))
-    if scn.trace.enabled:
-        plan.append(("trace", tracing.setup_script(scn.trace.buffer_kib, scn.trace.page_dumps, tracing.sink_of(board))))
     plan.append(("insmod", shlex.join(insmod)))
     whole = board.run_script(steps.script(plan), Deadline(300, "set-up: mount, workload, counters, trace, insmod"))
     done = {r.name: r for r in steps.split(plan, whole.output)}
@@ -289,6 +294,9 @@ def collect_loops(scn: Scenario, board: Board, out: JsonlWriter, summary: RunSum
                         summary.timings["boot_to_first_loop_s"] = round(now - t_boot, 2)
                 _account(summary, ev.record)
                 out.write({"variant": summary.variant, **ev.record.as_dict()})
+                if t_boot is not None:
+                    # With total_s: what the harness adds around the guest (images, stop, collection).
+                    summary.timings["boot_to_last_loop_s"] = round(now - t_boot, 2)
                 if now - last_print >= PROGRESS_EVERY_S or summary.loops_done == loops:
                     last_print = now
                     progress(f"[{summary.variant}] {summary.loops_done}/{loops} loops, {summary.failed_loops} failed"

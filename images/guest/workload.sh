@@ -1,6 +1,7 @@
 #!/bin/sh
 # Filesystem workload for the CMA loop, on the guest's ext4 disk.
-#   workload.sh start MNT CHURN_WORKERS FILES_PER_ROUND SCAN_WORKERS FILL_MIB IDLE_MS   (returns at once)
+#   workload.sh start MNT CHURN_WORKERS FILES_PER_ROUND SCAN_WORKERS FILL_MIB IDLE_MS   (returns once warm)
+#   workload.sh launch MNT ...   (the same, returns at once)   workload.sh ready   (returns once warm)
 #   workload.sh stop
 # Metadata churn, one worker per CPU, pinned: create, list and delete many small files. Every inode,
 # bitmap and directory block it touches is a block-device page with buffers that passes through that
@@ -74,9 +75,14 @@ fill() {
     done
 }
 
-case $1 in
-start)
-    mnt=$2 workers=$3 files=$4 scanners=$5 fill_mib=$6 idle_ms=$7
+# Centiseconds since boot (/proc/uptime has two decimals): the warm-up is timed from the launch.
+now_cs() {
+    read -r up _ < /proc/uptime
+    echo $((${up%.*} * 100 + 1${up#*.} - 100))     # 1NN - 100: "08" would read as octal
+}
+
+launch() {
+    mnt=$1 workers=$2 files=$3 scanners=$4 fill_mib=$5 idle_ms=$6
     cpus=$(grep -c ^processor /proc/cpuinfo)
     : > $pids
     rm -rf $ready; mkdir -p $ready
@@ -98,13 +104,26 @@ start)
         echo $! >> $pids
         expect=$((expect + 1))
     fi
-    # Return once every worker is warm (polled every 50 ms, at most 120 s: a fill of a large file takes
-    # a while); the caller starts the loop on this line instead of sleeping a fixed time.
-    t=0
-    while [ "$(ls $ready | wc -l)" -lt "$expect" ] && [ "$t" -lt 2400 ]; do usleep 50000; t=$((t + 1)); done
+    echo "$expect $(now_cs) $workers $scanners $fill_mib" > /tmp/workload.launched
+}
+
+# Return once every worker is warm (polled every 50 ms, at most 120 s after the launch: a fill of a large
+# file takes a while); the caller starts the loop on this line instead of sleeping a fixed time. Between
+# launch and ready the caller does its own set-up (the trace), while the workers warm up.
+wait_ready() {
+    read -r expect t0 workers scanners fill_mib < /tmp/workload.launched
+    while [ "$(ls $ready | wc -l)" -lt "$expect" ] && [ $(($(now_cs) - t0)) -lt 12000 ]; do usleep 50000; done
     echo "workload started: $workers churn workers, $scanners scan workers, fill ${fill_mib} MiB"
-    echo "workload running: $(ls $ready | wc -l) of $expect workers warm after $((t * 50)) ms"
+    echo "workload running: $(ls $ready | wc -l) of $expect workers warm after $((($(now_cs) - t0) * 10)) ms"
+}
+
+case $1 in
+start)
+    launch "$2" "$3" "$4" "$5" "$6" "$7"
+    wait_ready
     ;;
+launch) launch "$2" "$3" "$4" "$5" "$6" "$7" ;;
+ready) wait_ready ;;
 stop)
     [ -f $pids ] && kill $(cat $pids) 2>/dev/null
     # Wait for the workers to be gone (polled every 50 ms, at most 1 s) instead of a fixed second: the
@@ -121,5 +140,5 @@ stop)
 churn) churn "$2" "$3" "$4" "$5" ;;
 scan) scan "$2" "$3" "${4:-0}" ;;
 fill) fill "$2" "$3" ;;
-*) echo "usage: $0 start MNT CHURN_WORKERS FILES SCAN_WORKERS FILL_MIB IDLE_MS | stop" >&2; exit 2 ;;
+*) echo "usage: $0 start|launch MNT CHURN_WORKERS FILES SCAN_WORKERS FILL_MIB IDLE_MS | ready | stop" >&2; exit 2 ;;
 esac
