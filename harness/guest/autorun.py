@@ -56,7 +56,7 @@ def script(scn: Scenario, loops: int, first_loop: int = 0, trace_sink: str | Non
     steps.append(f"{shlex.join(snippets.insmod(m, loops, first_loop))} || fail insmod")
     # The module's loop thread prints its done line and stays until rmmod; a crash or a hang never gets
     # here (the LAVA monitor's timeout ends the job).
-    steps.append("until dmesg | grep -q 'cma_harness: done loops='; do sleep 1; done")
+    steps.append("until dmesg | grep -q 'cma_harness: done loops='; do usleep 200000; done")
     steps.append('say "counters after $(counters)"')
     if tracing_on:
         steps.append(f"[ -z \"$TRACE\" ] || {{ ( {tracing.stop_script(trace_sink)} ) > /tmp/autorun-trace-stats.txt 2>&1; "

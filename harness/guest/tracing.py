@@ -137,15 +137,16 @@ def setup_script(buffer_kib: int, page_dumps: bool, sink: str = TRACE_FILE) -> s
 
 def stop_script(sink: str = TRACE_FILE) -> str:
     """Tracing off; the reader drains the ring (trace_pipe consumes what it reads, so nothing is read
-    twice) until every CPU's `entries` is 0, at most 10 s, plus a second for its last write; then the
-    reader stops, and a stream gets its end line. Prints the ring's per-CPU stats (overruns, drops)."""
+    twice) until every CPU's `entries` is 0, at most 10 s, plus 0.2 s for the write of what it read last
+    (microseconds to a file, a moment to a stream whose host side is busy); then the reader stops, and a
+    stream gets its end line. Prints the ring's per-CPU stats (overruns, drops)."""
     t = TRACEFS
     lines = [
         f"echo 0 > {t}/tracing_on",
         _write(f"{PAGE_DUMPS} -p", "/proc/dynamic_debug/control"),
         f"i=0; while [ $i -lt 100 ] && grep -q '^entries: [1-9]' {t}/per_cpu/cpu*/stats; do "
         "usleep 100000; i=$((i + 1)); done",
-        "sleep 1",
+        "usleep 200000",
         f"r=$(cat {READER_PID}); kill $r 2>/dev/null; while kill -0 $r 2>/dev/null; do usleep 50000; done",
     ]
     if sink != TRACE_FILE:
