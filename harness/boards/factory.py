@@ -25,7 +25,7 @@ from harness.store.run_folder import RunFolder
 def host_tools(board: BoardFile) -> tuple[str, ...]:
     """The host tools (build/toolchain.py names) a run on this board needs, checked before any build."""
     if board.kind in ("qemu", "qemu-ssh"):
-        return "qemu", "dtc", "mkfs.ext4"
+        return "qemu", "dtc", "fdtput", "mkfs.ext4"
     return ("mkfs.ext4",) if board.disk.provision == "write-image" else ()
 
 
@@ -61,8 +61,7 @@ def make_board(board: BoardFile, scn: Scenario, kb: KernelBuild, mb: ModuleBuild
         return _deployed(board, scn, kb, mb, run, area, extra, progress)
     if board.kind == "qemu":
         machine = QemuHardware.for_board(scn.board)
-        # QEMU reads the cache's pristine disk through snapshot=on: nothing is copied per boot.
-        imgs = image_cache.for_run(kb, mb.ko, machine, area, scn.workload, folder, shared_disk=True)
+        imgs = image_cache.for_run(kb, mb.ko, machine, area, scn.workload, folder)
         return QemuBoard(QemuBoardConfig(machine, kb.zimage, imgs, run.path, extra))
     if board.kind == "qemu-ssh":
         check_host(board)

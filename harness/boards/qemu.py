@@ -44,7 +44,7 @@ def read_child(child: pexpect.spawn, timeout: float) -> bytes | None:
         return None
 
 
-# How long QEMU gets to exit on SIGTERM before SIGKILL: a clean exit deletes its snapshot overlay.
+# How long QEMU gets to exit on SIGTERM (it flushes its disk and closes its sockets) before SIGKILL.
 STOP_GRACE_S = 5.0
 
 
@@ -101,9 +101,7 @@ def qemu_argv(cfg: QemuBoardConfig, qemu: str, socket_path: Path, trace_path: Pa
         "-serial", "stdio",
         "-kernel", str(cfg.zimage), "-initrd", str(cfg.images.initramfs), "-dtb", str(cfg.images.dtb),
         "-append", kernel_cmdline(cfg.machine, cfg.cmdline_extra),
-        # A shared pristine disk (build/image_cache.py) is read through a copy-on-write overlay QEMU makes
-        # and deletes: each boot starts from the same fresh file system, and none is copied.
-        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0" + (",snapshot=on" if cfg.images.disk_shared else ""),
+        "-drive", f"file={cfg.images.disk},if=none,format=raw,id=disk0",
         "-device", "virtio-blk-device,drive=disk0",
         "-device", "virtio-serial-device",
         "-chardev", f"socket,id=cmd,path={socket_path},server=on,wait=off",

@@ -29,9 +29,6 @@ class GuestImages:
     initramfs: Path
     disk: Path
     dtb: Path
-    # The disk is the cache's pristine image, shared by every boot (build/image_cache.py): the board must
-    # only read it (QEMU: snapshot=on).
-    disk_shared: bool = False
 
 
 def initramfs_list(module_ko: Path, busybox: Path, extra: Sequence[str] = ()) -> str:
@@ -64,14 +61,18 @@ def make_initramfs(kernel: KernelBuild, module_ko: Path, out: Path, extra: Seque
     return out
 
 
-def make_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None) -> Path:
-    """A fresh ext4 image per run: journal-less (isolates the bh-LRU cause) or journaled (a real device)."""
+def make_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None, root: Path | None = None) -> Path:
+    """A fresh ext4 image per run: journal-less (isolates the bh-LRU cause) or journaled (a real device).
+    root: a folder holding the workload's `tree` already (build/image_cache.py keeps one); else it is made.
+    Each image is a new file system: mkfs.ext4 gives it its own UUID and directory hash seed."""
     require("mkfs.ext4")
     with open(out, "wb") as f:
         f.truncate(workload.disk_mib * 1024 * 1024)
     features = "^has_journal" if workload.profile in ("nojournal", "none") else "has_journal"
-    with tempfile.TemporaryDirectory(prefix="cma-harness-tree-") as root:
-        populate_tree(Path(root) / "tree", workload.tree_files)
+    with tempfile.TemporaryDirectory(prefix="cma-harness-tree-") as tmp:
+        if root is None:
+            root = Path(tmp)
+            populate_tree(root / "tree", workload.tree_files)
         proc.run(["mkfs.ext4", "-F", "-q", "-b", str(workload.block_size), "-O", features, "-L", "cma-harness", "-d", root, out],
                  log_path=log_path)
     return out

@@ -37,6 +37,7 @@ TOOLS = (
     Tool("kernel-source", str(DEBIAN_KERNEL_TARBALL), "linux-source-6.1"),
     Tool("kernel-6.12", str(DEBIAN_KERNEL_612_TARBALL), "linux-source-6.12", "tests"),
     Tool("dtc", "dtc", "device-tree-compiler"),
+    Tool("fdtput", "fdtput", "device-tree-compiler"),   # a boot's DTB gets fresh random seeds (build/image_cache.py)
     Tool("mkfs.ext4", "mkfs.ext4", "e2fsprogs"),
     Tool("make", "make", "make"),
     Tool("bc", "bc", "bc"),

@@ -1,78 +1,65 @@
-"""The guest images made once and kept (build/image_cache.py): the pristine disk is made by mkfs.ext4 once
-per input, every boot sees the same bytes, and a board that writes gets a copy of its own."""
+"""The image parts made once and kept (build/image_cache.py): the workload's tree is written once per
+input, yet every disk is a new file system; the DTB is made once, yet every copy gets fresh seeds."""
 
-import json
-import os
+import shutil
+import subprocess
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from harness.boards.qemu import QemuBoardConfig, qemu_argv
-from harness.build import cache, image, image_cache
-from harness.build.image import GuestImages
+from harness.build import image, image_cache
 from harness.spec.config import WorkloadSpec
-from harness.spec.qemu_hardware import QemuHardware
 
 SMALL = WorkloadSpec(disk_mib=32, tree_files=20)
+needs_e2fs = pytest.mark.skipif(shutil.which("dumpe2fs") is None, reason="e2fsprogs is not installed")
+needs_dtc = pytest.mark.skipif(shutil.which("fdtput") is None, reason="device-tree-compiler is not installed")
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("CMA_HARNESS_CACHE", str(tmp_path / "cache"))
-    return tmp_path / "cache" / image_cache.STORE
 
 
-def test_the_pristine_disk_is_made_once_and_its_record_is_its_own_sha256(store, monkeypatch):
-    made = []
-    real = image.make_disk
-    monkeypatch.setattr(image, "make_disk", lambda *a, **k: made.append(a) or real(*a, **k))
-    first, record = image_cache.disk_template(SMALL)
-    again, record_again = image_cache.disk_template(SMALL)
-    assert len(made) == 1
-    assert first == again and record == record_again
-    assert record["sha256"] == cache.file_sha256(first) and record["bytes"] == 32 << 20
-    assert first.parent.parent == store
+def _uuid(disk) -> str:
+    out = subprocess.run(["dumpe2fs", "-h", str(disk)], capture_output=True, text=True, check=True).stdout
+    return next(line.split()[-1] for line in out.splitlines() if line.startswith("Filesystem UUID"))
 
 
-def test_only_the_fields_that_shape_the_disk_key_it():
-    key = lambda w: cache.digest(image_cache.disk_inputs(w))
-    assert key(replace(SMALL, idle_ms=5, scan_workers=1, churn_workers=3, fill_mib=8)) == key(SMALL)
-    assert key(replace(SMALL, tree_files=21)) != key(SMALL)
-    assert key(replace(SMALL, block_size=1024)) != key(SMALL)
-    assert key(replace(SMALL, profile="journal")) != key(SMALL)
-    assert key(replace(SMALL, profile="none")) == key(SMALL)     # none and nojournal both format without one
+@needs_e2fs
+def test_the_tree_is_written_once_and_every_disk_is_a_new_file_system(tmp_path, monkeypatch):
+    written = []
+    real = image.populate_tree
+    monkeypatch.setattr(image, "populate_tree", lambda *a, **k: written.append(a) or real(*a, **k))
+    a = image_cache.fresh_disk(SMALL, tmp_path / "a.img")
+    b = image_cache.fresh_disk(SMALL, tmp_path / "b.img")
+    assert len(written) == 1
+    assert _uuid(a) != _uuid(b), "mkfs.ext4 draws a UUID for each disk"
+    listing = subprocess.run(["debugfs", "-R", "ls -l /tree/d0000", str(a)], capture_output=True, text=True).stdout
+    assert "f019" in listing and "f020" not in listing, "the cached tree's 20 files are on the disk"
 
 
-def test_a_board_that_writes_gets_a_sparse_copy_and_the_pristine_disk_stays_as_made(store, tmp_path):
-    template, record = image_cache.disk_template(SMALL)
-    copy = image_cache.fresh_disk(SMALL, tmp_path / "disk.img")
-    assert copy.read_bytes() == template.read_bytes()
-    assert os.stat(copy).st_blocks * 512 < (32 << 20) // 2          # holes kept: not 32 MiB written
-    with open(copy, "r+b") as f:
-        f.write(b"written by the guest")
-    assert cache.file_sha256(template) == record["sha256"]
+def test_only_the_file_count_keys_the_tree(monkeypatch):
+    roots = {image_cache.tree_root(SMALL), image_cache.tree_root(replace(SMALL, idle_ms=5, disk_mib=64)),
+             image_cache.tree_root(replace(SMALL, tree_files=21))}
+    assert len(roots) == 2
 
 
-def test_a_run_on_a_shared_disk_records_which_disk_it_read(store, tmp_path, monkeypatch):
-    monkeypatch.setattr(image, "make_initramfs", lambda kb, ko, out, extra=(): out)
-    monkeypatch.setattr(image_cache, "board_dtb", lambda machine, area, folder: folder / "board.dtb")
-    imgs = image_cache.for_run(None, Path("/m.ko"), QemuHardware(2, 128), None, SMALL, tmp_path / "images",
-                               shared_disk=True)
-    template, record = image_cache.disk_template(SMALL)
-    assert imgs.disk == template and imgs.disk_shared
-    assert not (tmp_path / "images" / image_cache.DISK).exists()
-    kept = json.loads((tmp_path / "images" / image_cache.DISK_RECORD).read_text())
-    assert kept["sha256"] == record["sha256"] and kept["path"] == str(template)
-    own = image_cache.for_run(None, Path("/m.ko"), QemuHardware(2, 128), None, SMALL, tmp_path / "own")
-    assert own.disk == tmp_path / "own" / image_cache.DISK and not own.disk_shared
-
-
-def test_qemu_reads_a_shared_disk_through_a_snapshot_and_writes_its_own_copy(tmp_path):
-    def drive(shared):
-        cfg = QemuBoardConfig(QemuHardware(2, 128), Path("/z"), GuestImages(Path("/i"), Path("/d"), Path("/t"), shared),
-                              tmp_path)
-        argv = qemu_argv(cfg, "qemu-system-arm", tmp_path / "s", tmp_path / "t")
-        return argv[argv.index("-drive") + 1]
-    assert drive(True) == "file=/d,if=none,format=raw,id=disk0,snapshot=on"
-    assert drive(False) == "file=/d,if=none,format=raw,id=disk0"
+@needs_dtc
+def test_each_copy_of_the_cached_dtb_gets_its_own_seeds(tmp_path, monkeypatch):
+    def fake_make_dtb(machine, area, out, log_path=None):       # a blob with QEMU's /chosen seeds
+        src = tmp_path / "base.dts"
+        src.write_text('/dts-v1/;\n/ {\n\tchosen {\n\t\trng-seed = <1 2 3 4 5 6 7 8>;\n'
+                       '\t\tkaslr-seed = <9 10>;\n\t};\n};\n')
+        subprocess.run(["dtc", "-q", "-I", "dts", "-O", "dtb", "-o", str(out), str(src)], check=True)
+        return out
+    monkeypatch.setattr(image, "make_dtb", fake_make_dtb)
+    monkeypatch.setattr(image_cache, "dtb_inputs", lambda machine, area: {"kind": "dtb", "test": True})
+    seeds = []
+    for name in ("one", "two"):
+        dtb = image_cache.board_dtb(None, None, tmp_path / name)
+        got = [subprocess.run(["fdtget", "-t", "x", str(dtb), "/chosen", p], capture_output=True, text=True,
+                              check=True).stdout.split() for p in ("rng-seed", "kaslr-seed")]
+        assert [len(g) for g in got] == [8, 2]
+        assert "kaslr-seed" in (tmp_path / name / "board.dts").read_text()
+        seeds.append(got)
+    assert seeds[0] != seeds[1] and seeds[0][0] != ["1", "2", "3", "4", "5", "6", "7", "8"]
