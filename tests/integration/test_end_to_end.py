@@ -43,6 +43,9 @@ def test_run_folder_has_everything_a_developer_needs(idle_run):
     saved = json.loads((folder / "summary.json").read_text())
     assert saved["loops_done"] == 3 and saved["state"] == "pass"
     assert "CONFIG_CMA=y" in (folder / "kernel.config").read_text()
+    for name in ("initramfs.cpio", "board.dtb", "board.dts"):
+        assert (folder / "images" / name).stat().st_size > 0, name
+    assert not (folder / "images" / "disk.img").exists(), "the guest's scratch disk goes with the guest"
 
 
 def test_under_filesystem_load_every_asked_loop_is_recorded(run_seed):
