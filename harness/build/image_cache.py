@@ -6,8 +6,7 @@ What is random in a boot's images stays random per boot, as when everything was 
 disk is a new mkfs.ext4 (its own UUID and directory hash seed), and every DTB gets fresh /chosen rng-seed
 and kaslr-seed values (QEMU's dumpdtb draws them at each start, and the guest kernel seeds its random
 pool from rng-seed). A campaign's boots are its statistical units; a seed frozen in the cache would make
-every boot of every campaign on the machine share it. Measured when both were frozen: a campaign from a
-fresh cache had stock 6.1 failing in a quarter of its loops, one from the older cache never."""
+every boot of every campaign on the machine share it."""
 
 from __future__ import annotations
 

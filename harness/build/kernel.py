@@ -375,10 +375,10 @@ def build_env(tree: Path) -> dict[str, str]:
         CCACHE_BASEDIR=str(tree.parent.parent),  # variants build in different dirs: hash relative paths
         CCACHE_NOHASHDIR="1",
         CCACHE_MAXSIZE="5G",
-        # Depend mode: a miss is compiled once, its key taken from the compiler's own -MMD list, instead of
-        # running the preprocessor first to hash its output. Measured on 2 cores, the demo's 701 objects
-        # from an empty cache: 173 s in depend mode, the same as without ccache, against 254 s by default.
-        CCACHE_DEPEND="1",
+        # Not depend mode (CCACHE_DEPEND), though it compiled the demo's 701 objects cold in 173 s against
+        # 223 s: it skips the preprocessor pass in which ccache finds `.incbin` and refuses to cache, so
+        # arch/arm/boot/compressed/piggy.o (`.incbin "piggy_data"`, the compressed kernel) came back from
+        # the cache with another kernel inside: a stock zImage that booted reintroduce-2012.
         KBUILD_BUILD_TIMESTAMP="1970-01-01",
         KBUILD_BUILD_USER="cma-harness",
         KBUILD_BUILD_HOST="cma-harness",

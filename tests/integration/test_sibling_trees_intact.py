@@ -39,3 +39,18 @@ def test_each_demo_tree_differs_from_the_tarball_only_where_its_own_patches_do(s
     assert touched["stock"] == set() and {"fs/buffer.c", "mm/swap.c", "block/fops.c"} <= touched["reintroduce-2012"]
     for variant, tree in trees.items():
         assert _differing(tree) == touched[variant], variant
+
+
+def test_each_demo_zimage_carries_its_own_kernel(seed):
+    """The decompressor's piggy.o `.incbin`s the compressed kernel (piggy_data): a piggy.o left over from
+    the sibling's build, or handed back by a compiler cache that missed the .incbin (ccache's depend mode
+    did), makes a zImage that boots the other kernel. Its payload must be this tree's piggy_data."""
+    payloads = {}
+    for variant in ("stock", "reintroduce-2012"):
+        compressed = kernel.build(seed.variant(variant)).tree / "arch/arm/boot/compressed"
+        headers = subprocess.run(["arm-linux-gnueabihf-objdump", "-h", str(compressed / "piggy.o")],
+                                 capture_output=True, text=True, check=True).stdout
+        size = next(int(line.split()[2], 16) for line in headers.splitlines() if ".piggydata" in line)
+        payloads[variant] = (compressed / "piggy_data").read_bytes()
+        assert size == len(payloads[variant]), f"{variant}: piggy.o carries {size} bytes, piggy_data is {len(payloads[variant])}"
+    assert payloads["stock"] != payloads["reintroduce-2012"]
