@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import nullcontext
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,11 +70,10 @@ def make_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None, r
     with open(out, "wb") as f:
         f.truncate(workload.disk_mib * 1024 * 1024)
     features = "^has_journal" if workload.profile in ("nojournal", "none") else "has_journal"
-    with tempfile.TemporaryDirectory(prefix="cma-harness-tree-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cma-harness-tree-") if root is None else nullcontext(root) as into:
         if root is None:
-            root = Path(tmp)
-            populate_tree(root / "tree", workload.tree_files)
-        proc.run(["mkfs.ext4", "-F", "-q", "-b", str(workload.block_size), "-O", features, "-L", "cma-harness", "-d", root, out],
+            populate_tree(Path(into) / "tree", workload.tree_files)
+        proc.run(["mkfs.ext4", "-F", "-q", "-b", str(workload.block_size), "-O", features, "-L", "cma-harness", "-d", into, out],
                  log_path=log_path)
     return out
 

@@ -43,15 +43,22 @@ def _tool_identity(path: str) -> dict:
 
 def tree_root(workload: WorkloadSpec) -> Path:
     """A folder in the cache whose `tree` is the one the scan workers walk (made on first use)."""
+    def make(work: Path) -> None:
+        (work / "root").mkdir()
+        image.populate_tree(work / "root" / "tree", workload.tree_files)
+
+    return _entry({"kind": "tree", "format": TREE_FORMAT, "tree_files": workload.tree_files}, make) / "root"
+
+
+def _entry(meta: dict, make) -> Path:
+    """The store's entry for meta, made by make(scratch folder) under its lock if it is not there yet."""
     store = cache.Store(STORE)
-    meta = {"kind": "tree", "format": TREE_FORMAT, "tree_files": workload.tree_files}
     key = cache.digest(meta)
     with store.lock(key):
         if not store.has(key):
             with store.building(key, meta) as work:
-                (work / "root").mkdir()
-                image.populate_tree(work / "root" / "tree", workload.tree_files)
-    return store.path(key) / "root"
+                make(work)
+    return store.path(key)
 
 
 def fresh_disk(workload: WorkloadSpec, out: Path, log_path: Path | None = None) -> Path:
@@ -70,15 +77,11 @@ def dtb_inputs(machine: QemuHardware, area: AreaSpec | None) -> dict:
 def board_dtb(machine: QemuHardware, area: AreaSpec | None, folder: Path) -> Path:
     """The board's DTB in folder (QEMU's own for this machine, with the test area added): the cached one,
     with fresh random seeds; board.dts beside it is its source, as dtc reads it back."""
-    store, meta = cache.Store(STORE), dtb_inputs(machine, area)
-    key = cache.digest(meta)
-    with store.lock(key):
-        if not store.has(key):
-            with store.building(key, meta) as work:
-                image.make_dtb(machine, area, work / "board.dtb", work / "images.log")
+    entry = _entry(dtb_inputs(machine, area),
+                   lambda work: image.make_dtb(machine, area, work / "board.dtb", work / "images.log"))
     folder.mkdir(parents=True, exist_ok=True)
     out = folder / "board.dtb"
-    shutil.copyfile(store.path(key) / "board.dtb", out)
+    shutil.copyfile(entry / "board.dtb", out)
     reseed(out)
     dtc = require("dtc")["dtc"]
     (folder / "board.dts").write_text(proc.capture([dtc, "-q", "-I", "dtb", "-O", "dts", out]))
