@@ -55,9 +55,9 @@ def cmd_bench(args) -> int:
     from harness.orchestrate import bench
 
     campaigns = args.campaigns if args.campaigns is not None else (0 if args.quick else 3)
-    print("\n".join(bench.run(config.load(args.scenario), quick=args.quick, campaigns=campaigns,
-                             lava=not args.no_lava, parallel_arms=args.parallel_arms, fresh_cache=args.fresh_cache,
-                             progress=_progress)))
+    for line in bench.run(config.load(args.scenario), quick=args.quick, campaigns=campaigns, lava=not args.no_lava,
+                          parallel_arms=args.parallel_arms, fresh_cache=args.fresh_cache, progress=_progress):
+        print(line, flush=True)
     return EXIT_OK
 
 

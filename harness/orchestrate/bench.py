@@ -14,7 +14,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from harness.core import host_cpus
 from harness.core.paths import cache_root
@@ -23,10 +23,14 @@ from harness.model.simulation import simulate
 from harness.parsers import busy, dump_page, ftrace, kmsg
 from harness.spec.config import PROJECT_ROOT, Scenario, with_overrides
 from harness.spec.variants import ALL_VARIANTS
-from harness.store import names
+from harness.store import counts, names
 from harness.store.run_folder import RunFolder
 
 FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
+
+# The demo's baseline rate where the bench measured none (no campaign, no boot of the baseline): loops with
+# an LRU-caused chunk of reintroduce-2012 in the demo's A/B (README, "The workload's pauses": 38 of 120).
+DEMO_BASELINE_RATE = 0.317
 
 
 @dataclass(frozen=True)
@@ -91,7 +95,7 @@ def model_figures(loops: int = 2000) -> list[Figure]:
     return out
 
 
-def design_figures(plan: sequential.PlanLike, rates: tuple[float, ...] = (0.105, 0.083)) -> list[Figure]:
+def design_figures(plan: sequential.PlanLike, rates: tuple[float, ...] = (DEMO_BASELINE_RATE,)) -> list[Figure]:
     """Loops per arm to `fixed` against a perfect fix, exact under independent loops (sequential.feasibility)."""
     out = []
     for r in rates:
@@ -101,8 +105,10 @@ def design_figures(plan: sequential.PlanLike, rates: tuple[float, ...] = (0.105,
     return out
 
 
-def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress) -> list[Figure]:
-    """Real boots of a cached kernel, with and without the workload: the timings each run records."""
+def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress,
+                  seen: list[tuple[int, int]] | None = None) -> list[Figure]:
+    """Real boots of a cached kernel, with and without the workload: the timings each run records.
+    `seen` gets each workload boot's (loops with an LRU-caused chunk, loops)."""
     from harness.orchestrate.run import run_variant
 
     out = []
@@ -111,9 +117,11 @@ def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress)
         rows = []
         with tempfile.TemporaryDirectory(prefix="cma-bench-", dir=cache_root()) as tmp:
             for i in range(boots):
-                summary = run_variant(s, variant, s.variant(variant), Path(tmp) / f"{profile}-{i}", loops=loops,
-                                      progress=progress)
+                folder = Path(tmp) / f"{profile}-{i}"
+                summary = run_variant(s, variant, s.variant(variant), folder, loops=loops, progress=progress)
                 rows.append(summary.timings)
+                if seen is not None and profile != "none":
+                    seen.append(counts.loop_counts(RunFolder(folder).records(), "lru"))
         label = f"workload {profile}"
         per_min = statistics.median(r.get("loops_per_min", 0) for r in rows)
         out.append(Figure(f"guest ({label}): loops per minute in a boot", per_min, "loops/min", f"median of {boots}"))
@@ -135,6 +143,20 @@ def guest_figures(scn: Scenario, variant: str, loops: int, boots: int, progress)
             out.append(Figure("guest: harness outside the guest / run", 1 - statistics.median(guest) / statistics.median(total),
                               "ratio", "(wall - power-on to the last loop record) / wall: images, stop, collection"))
     return out
+
+
+def long_run_figures(scn: Scenario, variant: str, progress) -> list[Figure]:
+    """One boot at the scenario's own loop count (`cma-harness run`'s default): the overhead of a run that
+    is not a campaign's short boot."""
+    from harness.orchestrate.run import run_variant
+
+    loops = scn.module.loops
+    with tempfile.TemporaryDirectory(prefix="cma-bench-", dir=cache_root()) as tmp:
+        t = run_variant(scn, variant, scn.variant(variant), Path(tmp) / "long", loops=loops, progress=progress).timings
+    if not t.get("loops_per_min"):
+        return []
+    return [Figure(f"guest: harness overhead / run of {loops} loops", 1 - loops * 60 / t["loops_per_min"] / t["total_s"],
+                   "ratio", f"one boot, {t['total_s']:.1f} s wall, `cma-harness run`'s default loop count")]
 
 
 def build_figures(scn: Scenario, progress, variants: tuple[str, ...] = ("reintroduce-2012", "stock")) -> list[Figure]:
@@ -160,7 +182,7 @@ def build_figures(scn: Scenario, progress, variants: tuple[str, ...] = ("reintro
     return out
 
 
-def floor_figures(guest: list[Figure], plan: sequential.PlanLike, rate: float = 0.083) -> list[Figure]:
+def floor_figures(guest: list[Figure], plan: sequential.PlanLike, rate: float = DEMO_BASELINE_RATE) -> list[Figure]:
     """The least a demo verdict can take here: loops per arm x seconds a loop + boots x a boot's overhead,
     serial, and with both arms at once if two guests ran as fast as one (an upper bound on the gain)."""
     by = {f.name: f.value for f in guest}
@@ -192,9 +214,11 @@ def lava_figures(scn: Scenario, variant: str, loops: int, progress) -> list[Figu
                    f"{loops} loops, job written, run and imported; lava-run itself {s['timings'].get('lava_run_s')} s")]
 
 
-def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: bool | None = None) -> list[Figure]:
+def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: bool | None = None,
+                     seen: list[tuple[int, int]] | None = None) -> list[Figure]:
     """Warm time to the demo's verdict (the default plan), over several campaigns: median and spread.
-    parallel_arms None: as `cma-harness ab` chooses on this machine (campaign.arms_at_once)."""
+    parallel_arms None: as `cma-harness ab` chooses on this machine (campaign.arms_at_once). `seen` gets
+    each campaign's baseline (loops with an LRU-caused chunk, loops)."""
     from harness.orchestrate.campaign import Plan, arms_at_once, run_ab
 
     if parallel_arms is None:
@@ -209,6 +233,9 @@ def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: boo
             times.append(time.monotonic() - t0)
             loops.append(r["variants"]["baseline"]["loops"])
             verdicts.append(r["verdict"])
+            if seen is not None:
+                lru = r["variants"]["baseline"]["lru_caused_loops"]
+                seen.append((lru["events"], lru["trials"]))
     if not times:
         return []
     how = "both arms at once" if parallel_arms else "serial"
@@ -238,29 +265,53 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
             r = run_ab(arms.scenario, Plan(arms.baseline, arms.patched, parallel_arms=parallel_arms),
                        Path(tmp) / "ab", progress=progress)
             seconds = time.monotonic() - t0
+            built = sorted(float(f.read_text()) for f in (Path(tmp) / "cache" / "kernel").glob("*/build-seconds"))
         finally:
             if old is None:
                 os.environ.pop("CMA_HARNESS_CACHE", None)
             else:
                 os.environ["CMA_HARNESS_CACHE"] = old
-    return [Figure("demo: empty cache to the verdict", seconds, "s",
-                   f"{r['verdict']} at {r['variants']['baseline']['loops']} loops per arm; both kernels built cold")]
+    out = [Figure("demo: empty cache to the verdict", seconds, "s",
+                  f"{r['verdict']} at {r['variants']['baseline']['loops']} loops per arm; both kernels built cold")]
+    if len(built) == 2:         # the first from the tarball, the second from its tree (build/sibling_tree.py)
+        out += [Figure("build: first kernel, cold (no ccache)", built[1], "s", "unpack, configure, compile"),
+                Figure("build: second variant, from the first's tree", built[0], "s",
+                       f"ratio {built[0] / built[1]:.2f} to the first")]
+    return out
 
 
 def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campaigns: int = 0, lava: bool = True,
         parallel_arms: bool | None = None, fresh_cache: bool = False,
-        progress: Callable[[str], None] = lambda s: None) -> list[str]:
+        progress: Callable[[str], None] = lambda s: None) -> Iterator[str]:
+    """The figures' lines, each as soon as it is measured (a bench stopped part way keeps what it printed).
+    The verdict design's loops to `fixed` and the floor come after the boots and campaigns, at the
+    baseline rate they measured (the campaigns' pooled, else the boots'), which is what the demo meets."""
     plan = sequential.Design()
-    lines = [f"cma-harness bench on {machine()}", f"{'figure':44} {'value':>12} {'unit':12} note"]
-    for figure in parser_figures() + model_figures(500 if quick else 2000) + design_figures(plan):
-        lines.append(figure.line())
+    yield f"cma-harness bench on {machine()}"
+    yield f"{'figure':44} {'value':>12} {'unit':12} note"
+    for figure in parser_figures() + model_figures(500 if quick else 2000):
+        yield figure.line()
     for figure in build_figures(scn, progress):
-        lines.append(figure.line())
-    guest = guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress)
-    for figure in guest + floor_figures(guest, plan):
-        lines.append(figure.line())
-    for figure in (lava_figures(scn, variant, 10, progress) if lava else []) + campaign_figures(scn, campaigns, progress, parallel_arms):
-        lines.append(figure.line())
+        yield figure.line()
+    boots_seen: list[tuple[int, int]] = []
+    guest = guest_figures(scn, variant, loops=10, boots=1 if quick else 3, progress=progress, seen=boots_seen)
+    for figure in guest + ([] if quick else long_run_figures(scn, variant, progress)):
+        yield figure.line()
+    for figure in lava_figures(scn, variant, 10, progress) if lava else []:
+        yield figure.line()
+    campaigns_seen: list[tuple[int, int]] = []
+    for figure in campaign_figures(scn, campaigns, progress, parallel_arms, seen=campaigns_seen):
+        yield figure.line()
+    rate, where = measured_rate(campaigns_seen, "campaigns' baseline") or measured_rate(boots_seen, "boots above") \
+        or (DEMO_BASELINE_RATE, "the README's demo A/B")
+    yield Figure(f"{variant}: loops with an LRU-caused chunk", 100 * rate, "%", f"from the {where}").line()
+    for figure in design_figures(plan, (rate,)) + floor_figures(guest, plan, rate):
+        yield figure.line()
     for figure in fresh_cache_figures(scn, progress, parallel_arms) if fresh_cache else []:
-        lines.append(figure.line())
-    return lines
+        yield figure.line()
+
+
+def measured_rate(seen: list[tuple[int, int]], where: str) -> tuple[float, str] | None:
+    """The pooled rate of (events, loops) pairs and where it came from, or None without loops."""
+    events, loops = sum(e for e, _ in seen), sum(n for _, n in seen)
+    return (events / loops, f"{where}, {events}/{loops}") if loops else None

@@ -255,8 +255,9 @@ def _record(kind: str, rest: str, lineno: int, ts: float | None, shapes: dict | 
 
 def parse_lines(lines: Iterable[str]) -> Iterator[Event]:
     shapes: dict = {}
+    any_word = _ANY_WORD.search         # _parse_line's first test, here: most lines end at it, without a call
     for n, text in enumerate(lines, 1):
-        if (ev := _parse_line(text, n, shapes)) is not None:
+        if any_word(text) and (ev := _parse_line(text, n, shapes)) is not None:
             yield ev
 
 

@@ -28,3 +28,8 @@ def test_the_floor_is_loops_at_the_guests_pace_plus_each_boots_overhead():
     assert serial.value == 2 * median * 1.0 + boots * 3.0          # a loop a second; 3 s of each boot is overhead
     assert parallel.value == serial.value / 2
     assert bench.floor_figures(guest[:1], plan) == [], "no floor without the guest's figures"
+
+
+def test_the_rate_the_design_and_floor_use_is_pooled_over_what_was_measured():
+    assert bench.measured_rate([(3, 10), (0, 10), (9, 20)], "boots") == (0.3, "boots, 12/40")
+    assert bench.measured_rate([], "campaigns") is None, "no loops: the caller falls back, never a 0 % rate"
