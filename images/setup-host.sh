@@ -17,8 +17,10 @@ case "${1:-}" in
     *) echo "usage: bash images/setup-host.sh [--tests]   (--tests: also what the test suite needs)" >&2; exit 2 ;;
 esac
 
+# gcc and libc6-dev: the kernel build compiles host programs first (scripts/basic/fixdep, kconfig, dtc) with
+# the host's gcc, which neither the cross compiler nor a minimal Debian brings (recommends are off below).
 PACKAGES=(
-    qemu-system-arm gcc-arm-linux-gnueabihf linux-source-6.1 device-tree-compiler e2fsprogs
+    qemu-system-arm gcc-arm-linux-gnueabihf gcc libc6-dev linux-source-6.1 device-tree-compiler e2fsprogs
     make bc bison flex cpio xz-utils patch ccache
     python3 python3-venv
 )

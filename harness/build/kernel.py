@@ -169,7 +169,7 @@ def inputs(spec: KernelSpec) -> dict:
 def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str], None] = lambda s: None,
           store: cache.Store | None = None) -> KernelBuild:
     """Build (or fetch from the cache) the kernel described by spec."""
-    require("cross-gcc", "make", "bc", "bison", "flex", "patch", "xz", "ccache")
+    require("cross-gcc", "host-gcc", "host-libc-headers", "make", "bc", "bison", "flex", "patch", "xz", "ccache")
     store = store or cache.Store("kernel")
     meta = inputs(spec)
     key = cache.digest(meta)

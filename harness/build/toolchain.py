@@ -34,6 +34,9 @@ class Tool:
 TOOLS = (
     Tool("qemu", "qemu-system-arm", "qemu-system-arm"),
     Tool("cross-gcc", CROSS_COMPILE + "gcc", "gcc-arm-linux-gnueabihf"),
+    # The kernel's host programs (fixdep, kconfig, dtc) are built with the host's gcc and C library headers.
+    Tool("host-gcc", "gcc", "gcc"),
+    Tool("host-libc-headers", "/usr/include/stdio.h", "libc6-dev"),
     Tool("kernel-source", str(DEBIAN_KERNEL_TARBALL), "linux-source-6.1"),
     Tool("kernel-6.12", str(DEBIAN_KERNEL_612_TARBALL), "linux-source-6.12", "tests"),
     Tool("dtc", "dtc", "device-tree-compiler"),
