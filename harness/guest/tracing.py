@@ -135,19 +135,28 @@ def setup_script(buffer_kib: int, page_dumps: bool, sink: str = TRACE_FILE) -> s
     return "(\nset -ex\n" + "\n".join(lines) + "\n)"
 
 
+# Where a trace_pipe reader that has read nothing yet sleeps on an empty ring (/proc/PID/wchan; seen on 6.1
+# and 6.12 guests). One that has read something gets end-of-file once tracing is off and the ring is empty
+# (kernel/trace/trace.c tracing_wait_pipe), and exits. Either way it has written everything it read.
+READER_IDLE = "ring_buffer_wait"
+
+
 def stop_script(sink: str = TRACE_FILE) -> str:
     """Tracing off; the reader drains the ring (trace_pipe consumes what it reads, so nothing is read
-    twice) until every CPU's `entries` is 0, at most 10 s, plus 0.2 s for the write of what it read last
-    (microseconds to a file, a moment to a stream whose host side is busy); then the reader stops, and a
-    stream gets its end line. Prints the ring's per-CPU stats (overruns, drops)."""
+    twice) until every CPU's `entries` is 0, at most 10 s, and until the reader has exited at the end of
+    the ring or sleeps in its read (READER_IDLE), at most 0.2 s, polled every 10 ms instead of a fixed
+    0.2 s: either way the write of what it read last is done. Then the reader is stopped, and a stream
+    gets its end line. Prints the ring's per-CPU stats (overruns, drops)."""
     t = TRACEFS
     lines = [
         f"echo 0 > {t}/tracing_on",
         _write(f"{PAGE_DUMPS} -p", "/proc/dynamic_debug/control"),
         f"i=0; while [ $i -lt 100 ] && grep -q '^entries: [1-9]' {t}/per_cpu/cpu*/stats; do "
         "usleep 100000; i=$((i + 1)); done",
-        "usleep 200000",
-        f"r=$(cat {READER_PID}); kill $r 2>/dev/null; while kill -0 $r 2>/dev/null; do usleep 50000; done",
+        f"r=$(cat {READER_PID})",
+        f"i=0; while [ $i -lt 20 ] && kill -0 $r 2>/dev/null && [ \"$(cat /proc/$r/wchan 2>/dev/null)\" != {READER_IDLE} ]; do "
+        "usleep 10000; i=$((i + 1)); done",
+        "kill $r 2>/dev/null; while kill -0 $r 2>/dev/null; do usleep 10000; done",
     ]
     if sink != TRACE_FILE:
         # A virtio serial port is open once at a time: the end line goes after the reader has closed it.

@@ -55,6 +55,8 @@ def test_stop_script_is_valid_shell_and_ends_a_stream_only_after_the_reader_is_g
     streamed = tracing.stop_script("/dev/vport0p2")
     assert streamed.index("kill -0 $r") < streamed.index("> /dev/vport0p2")
     assert tracing.STREAM_END not in tracing.stop_script(tracing.TRACE_FILE)
+    # The reader is stopped once it is back in its read, not after a fixed sleep.
+    assert f"/proc/$r/wchan 2>/dev/null)\" != {tracing.READER_IDLE}" in streamed and "usleep 200000" not in streamed
     assert "cat /sys/kernel/tracing/trace_pipe > /dev/vport0p2 2>/dev/null &" in tracing.setup_script(64, False, "/dev/vport0p2")
 
 
