@@ -121,9 +121,9 @@ def parse_trace(lines: Iterable[str]) -> list[TraceItem]:
 
     for n, raw in enumerate(lines, 1):
         if frames is not None:
-            if raw not in frame_of:
-                frame_of[raw] = m.group("frame") if (m := FRAME.match(raw.rstrip("\r\n"))) else None
-            if (frame := frame_of[raw]) is not None:
+            if (frame := frame_of.get(raw, _UNSEEN)) is _UNSEEN:
+                frame = frame_of[raw] = m.group("frame") if (m := FRAME.match(raw.rstrip("\r\n"))) else None
+            if frame is not None:
                 frames.append(frame)
                 continue
             if frames and owner is not None:
