@@ -241,7 +241,9 @@ def _busy_traces(records: Sequence[LoopRecord], joined: Mapping[int, list[CmaCal
     (most runs have none: analyse then never reads the console's dumps)."""
     traces: list[BusyTrace] = []
     by_pfn: dict[int, list[PageDump]] | None = None     # pfn -> its dumps, in console order
-    for rec in sorted((r for r in records if r.loop in joined), key=lambda r: r.time):
+    # In time order. A record without a printk time is never joined (calls_by_loop), though a copy of it
+    # with its time may be: console damage can repeat a line and cut the time off one of the two.
+    for rec in sorted((r for r in records if r.time is not None and r.loop in joined), key=lambda r: r.time):
         it = iter(joined[rec.loop])
         for chunk, cause in enumerate(rec.outcome):
             if cause == ".":                # one call, that succeeded: no busy trace
