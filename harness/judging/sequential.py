@@ -21,14 +21,15 @@ from harness.judging.stats import rate as _wilson
 # Defaults (benchmarks/verdict_errors.py measures them): boots of 10 loops, at most 60 per arm. With alpha
 # 0.001 a boot-level verdict needs 7 boots per arm or more (1/C(14, 7) < alpha/2 < 1/C(12, 6)), and each
 # baseline boot that fails no loop ties with the patched ones, so boots of 25 could not decide before
-# 175 loops. A boot costs about 7 s, a loop 0.35 s.
+# 175 loops. A boot costs about 1.5 s besides its loops, a loop 0.3 s (`cma-harness bench` on the 2-core
+# development machine: power-on to the first loop 1.42 s, 205 loops a minute; the README's table).
 DEFAULT_LOOPS_PER_RUN = 10
 DEFAULT_BUDGET = 600
 SPENDING_LOOKS = 15             # alpha is spent at about this many looks at most, evenly spaced
 DEFAULT_ALPHA = 0.001           # --alpha: the most often a campaign of a kernel against itself ends `fixed` or
                                 # `regression` (alpha/2 each), whatever the boots' spread and wherever it stops
-BOOT_SECONDS = 7.0
-LOOP_SECONDS = 0.35
+BOOT_SECONDS = 1.5
+LOOP_SECONDS = 0.3
 
 
 class Verdict(enum.Enum):
