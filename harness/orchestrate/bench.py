@@ -312,6 +312,7 @@ def run(scn: Scenario, *, quick: bool, variant: str = "reintroduce-2012", campai
 
 
 def measured_rate(seen: list[tuple[int, int]], where: str) -> tuple[float, str] | None:
-    """The pooled rate of (events, loops) pairs and where it came from, or None without loops."""
+    """The pooled rate of (events, loops) pairs and where it came from, or None without an event: a few
+    boots that saw none give no rate a verdict's loops could be planned on (at 0 % there is no verdict)."""
     events, loops = sum(e for e, _ in seen), sum(n for _, n in seen)
-    return (events / loops, f"{where}, {events}/{loops}") if loops else None
+    return (events / loops, f"{where}, {events}/{loops}") if events else None

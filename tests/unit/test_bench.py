@@ -32,4 +32,5 @@ def test_the_floor_is_loops_at_the_guests_pace_plus_each_boots_overhead():
 
 def test_the_rate_the_design_and_floor_use_is_pooled_over_what_was_measured():
     assert bench.measured_rate([(3, 10), (0, 10), (9, 20)], "boots") == (0.3, "boots, 12/40")
-    assert bench.measured_rate([], "campaigns") is None, "no loops: the caller falls back, never a 0 % rate"
+    assert bench.measured_rate([], "campaigns") is None, "no loops: the caller falls back"
+    assert bench.measured_rate([(0, 10)], "boots") is None, "no event: the caller falls back, never a 0 % rate"
