@@ -71,8 +71,11 @@ def _records(folder):
 def test_refs_build_both_commits_and_the_checkout_is_untouched(linux_git, tmp_path, capsys):
     before = _state(linux_git)
     out = tmp_path / "ab"
+    # remove-2-3 fails in about 29 % of loops (one boot of 7 failing none ended a 70-loop budget
+    # `baseline-does-not-reproduce`); 150 reaches `fixed` in 99.97 % of campaigns even with boots that
+    # differ (sequential.feasibility, rho 0.05), most of them at 50-60 loops per arm.
     code = cli.main(["ab", "--tree", str(linux_git), "--baseline-ref", "remove-2-3", "--patched-ref", "stock",
-                     "--loops-per-run", "10", "--budget", "70", "--alpha", "0.01", "--out", str(out)])
+                     "--loops-per-run", "10", "--budget", "150", "--alpha", "0.01", "--out", str(out)])
     printed = capsys.readouterr().out
     summary = json.loads((out / names.SUMMARY).read_text())
     assert summary["verdict"] == "fixed" and code == cli.EXIT_OK, printed
