@@ -14,13 +14,17 @@ from harness.boards.console_tee import ConsoleTee
 
 @pytest.fixture
 def sigterm_interrupts():
-    """What cli.main installs: SIGTERM takes the Ctrl-C path."""
+    """What cli.main installs: SIGTERM takes the Ctrl-C path; and Ctrl-C raises KeyboardInterrupt, as it
+    does under a terminal (a job a script sends to the background starts with SIGINT ignored, and Python
+    leaves it so: these tests would then see no interrupt at all)."""
     def raise_interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    old = signal.signal(signal.SIGTERM, raise_interrupt)
+    old_term = signal.signal(signal.SIGTERM, raise_interrupt)
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
-    signal.signal(signal.SIGTERM, old)
+    signal.signal(signal.SIGTERM, old_term)
+    signal.signal(signal.SIGINT, old_int)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -33,7 +37,7 @@ def test_signals_are_held_inside_the_block_and_raised_after(sig, sigterm_interru
     assert done
 
 
-def test_an_interrupt_during_power_off_still_stops_qemu(tmp_path):
+def test_an_interrupt_during_power_off_still_stops_qemu(tmp_path, sigterm_interrupts):
     board = QemuBoard(QemuBoardConfig(machine=None, zimage=Path("/none"), images=None, folder=tmp_path))
     child = pexpect.spawn("sleep", ["100"])       # stands in for qemu-system-arm
     board._qemu = child
