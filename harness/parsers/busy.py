@@ -186,12 +186,19 @@ def timed(row: Mapping) -> TimedRecord:
     return TimedRecord(row["loop"], row.get("time"), row["outcome"])
 
 
+def _in_time_order(records: Sequence[Timed]) -> list[Timed]:
+    """Records by printk time, those without one last (they are never joined)."""
+    return sorted(records, key=lambda r: (r.time is None, r.time))
+
+
 def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[dict[int, list[CmaCall]], dict[int, str]]:
-    """Each loop's cma_alloc() calls, and {loop: why not} for the loops whose calls cannot be known.
+    """Each loop's cma_alloc() calls, and {loop: why not} for the loops whose calls cannot be known;
+    both in time order.
 
     The one rule: a loop's calls are those that finished after the previous record was printed and
     before its own (printk and trace share the local clock), and they must be exactly the calls its
-    record implies (CHUNK_CALLS per chunk), else the loop is left out."""
+    record implies (CHUNK_CALLS per chunk), else the loop is left out. A loop is decided by its first
+    record in time order: a repeated line (console damage, with or without its time) decides nothing."""
     joined, unjoined = {}, {}
     # Each loop's window of finish times found by bisection, then put back in trace order: a scan of every
     # call for every loop grows with loops times calls.
@@ -200,7 +207,9 @@ def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[d
     finishes = [finish_of[i] for i in by_finish]
     why_not: dict[tuple, str] = {}          # (seen, outcome) -> why not: most loops of a run are not traced
     previous = float("-inf")
-    for rec in sorted(records, key=lambda r: (r.time is None, r.time)):
+    for rec in _in_time_order(records):
+        if rec.loop in joined or rec.loop in unjoined:
+            continue
         if rec.time is None:
             unjoined[rec.loop] = "the record has no printk timestamp"
             continue
@@ -241,10 +250,11 @@ def _busy_traces(records: Sequence[LoopRecord], joined: Mapping[int, list[CmaCal
     (most runs have none: analyse then never reads the console's dumps)."""
     traces: list[BusyTrace] = []
     by_pfn: dict[int, list[PageDump]] | None = None     # pfn -> its dumps, in console order
-    # In time order. A record without a printk time is never joined (calls_by_loop), though a copy of it
-    # with its time may be: console damage can repeat a line and cut the time off one of the two.
-    for rec in sorted((r for r in records if r.time is not None and r.loop in joined), key=lambda r: r.time):
-        it = iter(joined[rec.loop])
+    first: dict[int, LoopRecord] = {}                   # loop -> the record calls_by_loop decided it by
+    for r in _in_time_order(records):
+        first.setdefault(r.loop, r)
+    for loop, loop_calls in joined.items():             # in time order
+        rec, it = first[loop], iter(loop_calls)
         for chunk, cause in enumerate(rec.outcome):
             if cause == ".":                # one call, that succeeded: no busy trace
                 next(it)

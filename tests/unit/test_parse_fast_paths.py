@@ -234,13 +234,17 @@ def test_the_field_key_and_event_name_patterns_are_the_regexes_own():
     assert all(bool(re.fullmatch(r"\s", c)) == c.isspace() for c in string.printable + "\u00a0\u2028\x1c\u3000")
 
 
-def test_a_repeated_record_whose_copy_lost_its_printk_time_adds_no_busy_trace():
-    """Console damage can repeat a line and cut the time off one copy; its sum still holds, so it is a
-    record with time None, which is never joined: the loop keeps the one busy trace of its timed record
-    (hypothesis found the sort that compared the copy's None with a time)."""
+def test_a_repeated_record_adds_no_busy_trace_and_leaves_its_loop_joined():
+    """Console damage can repeat a line, and cut the time off the copy; its sum still holds, so it is a
+    record, with time None or the same time. The loop is decided by its first record: it keeps its one
+    busy trace and is not also unjoined (hypothesis found the untimed copy, whose None the sort compared
+    with a time; a timed copy gave the loop a second trace)."""
     console, trace = fixture_lines("console-reintroduce-2012-loop6.log"), fixture_lines("trace-reintroduce-2012-loop6.txt")
+    once = busy.analyse(console, trace, AREA)
     at = next(i for i, l in enumerate(console) if "cma_harness: loop=6 " in l)
-    repeated = console[:at + 1] + [re.sub(r"^\[\s*[\d.]+\] ", "", console[at])] + console[at + 1:]
-    assert [r.time for r in kmsg.loop_records(repeated) if r.loop == 6][1] is None
-    traces = busy.analyse(repeated, trace, AREA).traces
-    assert traces == busy.analyse(console, trace, AREA).traces and [t.loop for t in traces] == [6]
+    for copy in (re.sub(r"^\[\s*[\d.]+\] ", "", console[at]), console[at]):
+        repeated = console[:at + 1] + [copy] + console[at + 1:]
+        assert [r.loop for r in kmsg.loop_records(repeated)].count(6) == 2
+        twice = busy.analyse(repeated, trace, AREA)
+        assert twice.traces == once.traces and [t.loop for t in twice.traces] == [6]
+        assert twice.unjoined == once.unjoined and 6 not in twice.unjoined
