@@ -29,6 +29,8 @@ SOURCE_PATCHES_DIRS = {"debian": PATCHES_DIR, "debian-6.12": PATCHES_DIR / "debi
 MAKE_VARS = ("ARCH=arm", f"CROSS_COMPILE={CROSS_COMPILE}")
 # How every patch is applied (the build and the check before it): exactly, never twice.
 PATCH_ARGV = ("patch", "-p1", "--forward", "--batch", "--fuzz=0")
+# Beside a built kernel's tree in the cache: how long its build took, seconds (`cma-harness bench` reads it).
+BUILD_SECONDS = "build-seconds"
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,7 @@ def build(spec: KernelSpec, *, jobs: int | None = None, progress: Callable[[str]
                 sibling_tree.keep_applied(work, copy)
             configure_tree(spec, tree, log_path, progress)
             _compile(tree, log_path, jobs or os.cpu_count() or 2, progress)
-            (work / "build-seconds").write_text(f"{time.monotonic() - started:.1f}\n")
+            (work / BUILD_SECONDS).write_text(f"{time.monotonic() - started:.1f}\n")
         progress(f"kernel {key}: built in {time.monotonic() - started:.0f} s")
         return KernelBuild(key, store.path(key) / "tree")
 

@@ -170,7 +170,7 @@ def build_figures(scn: Scenario, progress, variants: tuple[str, ...] = ("reintro
         t0 = time.perf_counter()
         kb = kernel.build(spec, progress=progress)
         cached = time.perf_counter() - t0
-        seconds = kb.tree.parent / "build-seconds"
+        seconds = kb.tree.parent / kernel.BUILD_SECONDS
         if seconds.is_file():
             recorded.append((float(seconds.read_text()), name or "kernel"))
         out.append(Figure(f"build: {name or 'kernel'} from the cache", cached, "s"))
@@ -249,6 +249,7 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
     """The demo from an empty cache to its verdict: both kernels built cold (no ccache either), the guest
     images made, the campaign run, as README command 1 does after the set-up. The cache is a temporary
     folder holding only the set-up's busybox; the machine's own cache is left as it was."""
+    from harness.build import kernel
     from harness.orchestrate.campaign import Plan, arms_at_once, run_ab
     from harness.orchestrate import arms as arms_mod
 
@@ -265,7 +266,7 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
             r = run_ab(arms.scenario, Plan(arms.baseline, arms.patched, parallel_arms=parallel_arms),
                        Path(tmp) / "ab", progress=progress)
             seconds = time.monotonic() - t0
-            built = sorted(float(f.read_text()) for f in (Path(tmp) / "cache" / "kernel").glob("*/build-seconds"))
+            built = sorted(float(f.read_text()) for f in (Path(tmp) / "cache" / "kernel").glob(f"*/{kernel.BUILD_SECONDS}"))
         finally:
             if old is None:
                 os.environ.pop("CMA_HARNESS_CACHE", None)
