@@ -25,8 +25,13 @@ def _as_made(obj):
     return type(obj)(**{f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.init})
 
 
+def _state(obj):
+    """obj's type and its attributes in order: a NamedTuple's fields, another object's __dict__."""
+    return type(obj), list((obj._asdict() if isinstance(obj, tuple) else vars(obj)).items())
+
+
 def _same_objects(got, want):
-    assert got == want and [list(vars(o).items()) for o in got] == [list(vars(o).items()) for o in want]
+    assert got == want and list(map(_state, got)) == list(map(_state, want))
 
 
 def test_parsed_records_dumps_and_calls_are_the_objects_the_constructors_make():
