@@ -161,7 +161,7 @@ def long_run_figures(scn: Scenario, variant: str, progress) -> list[Figure]:
 
 def build_figures(scn: Scenario, progress, variants: tuple[str, ...] = ("reintroduce-2012", "stock")) -> list[Figure]:
     """The demo's kernels as the cache recorded their builds (build-seconds: the first one cold, a later
-    one from ccache), and the cost of taking each from the cache now (built first if it is not there)."""
+    one from the first one's tree), and the cost of taking each from the cache now (built first if it is not there)."""
     from harness.build import kernel
 
     out, recorded = [], []
@@ -178,7 +178,7 @@ def build_figures(scn: Scenario, progress, variants: tuple[str, ...] = ("reintro
         recorded.sort(reverse=True)
         (slow, a), (fast, b) = recorded[0], recorded[-1]
         out = [Figure("build: slowest variant, as built", slow, "s", f"{a} (build-seconds in the cache)"),
-               Figure("build: fastest variant, as built", fast, "s", f"{b}; ratio {fast / slow:.2f} (ccache)"), *out]
+               Figure("build: fastest variant, as built", fast, "s", f"{b}; ratio {fast / slow:.2f}"), *out]
     return out
 
 
@@ -246,7 +246,7 @@ def campaign_figures(scn: Scenario, campaigns: int, progress, parallel_arms: boo
 
 
 def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = None) -> list[Figure]:
-    """The demo from an empty cache to its verdict: both kernels built cold (no ccache either), the guest
+    """The demo from an empty cache to its verdict: both kernels built cold (an empty ccache too), the guest
     images made, the campaign run, as README command 1 does after the set-up. The cache is a temporary
     folder holding only the set-up's busybox; the machine's own cache is left as it was."""
     from harness.build import kernel
@@ -275,7 +275,7 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
     out = [Figure("demo: empty cache to the verdict", seconds, "s",
                   f"{r['verdict']} at {r['variants']['baseline']['loops']} loops per arm; both kernels built cold")]
     if len(built) == 2:         # the first from the tarball, the second from its tree (build/sibling_tree.py)
-        out += [Figure("build: first kernel, cold (no ccache)", built[1], "s", "unpack, configure, compile"),
+        out += [Figure("build: first kernel, cold", built[1], "s", "unpack, configure, compile"),
                 Figure("build: second variant, from the first's tree", built[0], "s",
                        f"ratio {built[0] / built[1]:.2f} to the first")]
     return out

@@ -54,3 +54,17 @@ def test_each_demo_zimage_carries_its_own_kernel(seed):
         payloads[variant] = (compressed / "piggy_data").read_bytes()
         assert size == len(payloads[variant]), f"{variant}: piggy.o carries {size} bytes, piggy_data is {len(payloads[variant])}"
     assert payloads["stock"] != payloads["reintroduce-2012"]
+
+
+def test_the_second_demo_kernel_compiled_only_what_its_patches_touch(seed):
+    """Whichever demo kernel was built second started from the first one's tree and kept its CC
+    (kernel.compiler reads it from Kbuild's record): another CC would change every object's command line
+    and make would compile all ~700 objects again. Its build log compiles the patched files and little else."""
+    compiled, compilers = {}, {}
+    for variant in ("stock", "reintroduce-2012"):
+        build = kernel.build(seed.variant(variant))
+        log = (build.tree.parent / "build.log").read_text(errors="replace")
+        compiled[variant] = sum(1 for line in log.splitlines() if line.startswith("  CC "))
+        compilers[variant] = kernel.compiler(build.tree, str(kernel.source_path(seed.variant(variant))))
+    assert min(compiled.values()) <= 20, compiled
+    assert len(set(compilers.values())) == 1, compilers
