@@ -5,7 +5,6 @@ the scenario's cached kernels for real and reads the timings each run folder rec
 
 from __future__ import annotations
 
-import os
 import platform
 import shutil
 import statistics
@@ -17,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from harness.core import host_cpus
-from harness.core.paths import cache_root
+from harness.core.paths import cache_root, cache_root_at
 from harness.judging import sequential
 from harness.model.simulation import simulate
 from harness.parsers import busy, dump_page, ftrace, kmsg
@@ -256,22 +255,15 @@ def fresh_cache_figures(scn: Scenario, progress, parallel_arms: bool | None = No
     if parallel_arms is None:
         parallel_arms = arms_at_once(None, None, True, len(host_cpus.available()), scn.board.cpus)
     busybox = cache_root() / "busybox-armhf"
-    with tempfile.TemporaryDirectory(prefix="cma-bench-fresh-", dir=cache_root()) as tmp:
-        old = os.environ.get("CMA_HARNESS_CACHE")
-        os.environ["CMA_HARNESS_CACHE"] = str(Path(tmp) / "cache")
-        try:
-            shutil.copytree(busybox, Path(tmp) / "cache" / "busybox-armhf", symlinks=True)
-            t0 = time.monotonic()
-            arms = arms_mod.prepare(scn, arms_mod.Request(), progress)       # the patch check, as `ab` does
-            r = run_ab(arms.scenario, Plan(arms.baseline, arms.patched, parallel_arms=parallel_arms),
-                       Path(tmp) / "ab", progress=progress)
-            seconds = time.monotonic() - t0
-            built = sorted(float(f.read_text()) for f in (Path(tmp) / "cache" / "kernel").glob(f"*/{kernel.BUILD_SECONDS}"))
-        finally:
-            if old is None:
-                os.environ.pop("CMA_HARNESS_CACHE", None)
-            else:
-                os.environ["CMA_HARNESS_CACHE"] = old
+    with tempfile.TemporaryDirectory(prefix="cma-bench-fresh-", dir=cache_root()) as tmp, \
+            cache_root_at(Path(tmp) / "cache") as fresh:
+        shutil.copytree(busybox, fresh / "busybox-armhf", symlinks=True)
+        t0 = time.monotonic()
+        arms = arms_mod.prepare(scn, arms_mod.Request(), progress)       # the patch check, as `ab` does
+        r = run_ab(arms.scenario, Plan(arms.baseline, arms.patched, parallel_arms=parallel_arms),
+                   Path(tmp) / "ab", progress=progress)
+        seconds = time.monotonic() - t0
+        built = sorted(float(f.read_text()) for f in (fresh / "kernel").glob(f"*/{kernel.BUILD_SECONDS}"))
     out = [Figure("demo: empty cache to the verdict", seconds, "s",
                   f"{r['verdict']} at {r['variants']['baseline']['loops']} loops per arm; both kernels built cold")]
     if len(built) == 2:         # the first from the tarball, the second from its tree (build/sibling_tree.py)
