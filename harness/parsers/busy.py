@@ -186,9 +186,14 @@ def timed(row: Mapping) -> TimedRecord:
     return TimedRecord(row["loop"], row.get("time"), row["outcome"])
 
 
-def _in_time_order(records: Sequence[Timed]) -> list[Timed]:
-    """Records by printk time, those without one last (they are never joined)."""
-    return sorted(records, key=lambda r: (r.time is None, r.time))
+def _deciding_records(records: Sequence[Timed]) -> dict[int, Timed]:
+    """{loop: the record it is decided by}, in time order: each loop's first record by printk time, those
+    without one last (they are never joined). A repeated line (console damage, with or without its time)
+    decides nothing: calls_by_loop and _busy_traces both read a loop through this one record."""
+    first: dict[int, Timed] = {}
+    for r in sorted(records, key=lambda r: (r.time is None, r.time)):
+        first.setdefault(r.loop, r)
+    return first
 
 
 def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[dict[int, list[CmaCall]], dict[int, str]]:
@@ -207,9 +212,7 @@ def calls_by_loop(records: Sequence[Timed], calls: Sequence[CmaCall]) -> tuple[d
     finishes = [finish_of[i] for i in by_finish]
     why_not: dict[tuple, str] = {}          # (seen, outcome) -> why not: most loops of a run are not traced
     previous = float("-inf")
-    for rec in _in_time_order(records):
-        if rec.loop in joined or rec.loop in unjoined:
-            continue
+    for rec in _deciding_records(records).values():
         if rec.time is None:
             unjoined[rec.loop] = "the record has no printk timestamp"
             continue
@@ -250,9 +253,7 @@ def _busy_traces(records: Sequence[LoopRecord], joined: Mapping[int, list[CmaCal
     (most runs have none: analyse then never reads the console's dumps)."""
     traces: list[BusyTrace] = []
     by_pfn: dict[int, list[PageDump]] | None = None     # pfn -> its dumps, in console order
-    first: dict[int, LoopRecord] = {}                   # loop -> the record calls_by_loop decided it by
-    for r in _in_time_order(records):
-        first.setdefault(r.loop, r)
+    first = _deciding_records(records)
     for loop, loop_calls in joined.items():             # in time order
         rec, it = first[loop], iter(loop_calls)
         for chunk, cause in enumerate(rec.outcome):
